@@ -1,0 +1,45 @@
+"""Padded embedding batches and the KV-cache plumbing shared by forward, generation, tagging."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class PromptBatch:
+    """Embeddings of a batch of prompts with their videos spliced in, padded to one length."""
+
+    embeds: torch.Tensor  # [B, L, D]
+    attention_mask: torch.Tensor  # [B, L] long, 1 = real token
+    position_ids: torch.Tensor  # [B, L] positions counted over real tokens only
+
+
+def pad_rows(rows: list[torch.Tensor], side: str) -> PromptBatch:
+    """Pad embedding rows `[L_i, D]` to `[B, L, D]` with zeros on `side`."""
+    longest = max(row.shape[0] for row in rows)
+    dim, dtype, device = rows[0].shape[1], rows[0].dtype, rows[0].device
+    embeds = torch.zeros(len(rows), longest, dim, dtype=dtype, device=device)
+    mask = torch.zeros(len(rows), longest, dtype=torch.long, device=device)
+    for i, row in enumerate(rows):
+        span = slice(longest - row.shape[0], longest) if side == "left" else slice(0, row.shape[0])
+        embeds[i, span] = row
+        mask[i, span] = 1
+    positions = (mask.cumsum(dim=1) - 1).clamp_(min=0)
+    return PromptBatch(embeds=embeds, attention_mask=mask, position_ids=positions)
+
+
+def cache_kwarg_name(module: nn.Module) -> str:
+    """transformers renamed `past_key_values` to `cache`; use whichever this version takes."""
+    params = inspect.signature(module.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def cache_of(output: Any) -> Any:
+    """The KV cache a language-model output carries, under either name."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values

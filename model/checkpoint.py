@@ -1,0 +1,213 @@
+"""Reading and writing checkpoints in the published TinyLLaVA-Video format, safely.
+
+On disk: `config.json` (model_type "tinyllava"), weights as safetensors (`model.safetensors` or
+shards with `model.safetensors.index.json`), the tokenizer files beside them. Parameter names are
+the published ones; the renames below are the whole difference from this package's modules.
+
+Safety: nothing from a checkpoint is ever executed. No `trust_remote_code`, no dynamic modules,
+no path named inside the config is opened, and pytorch `.bin` weights only go through
+`torch.load(weights_only=True)`, which refuses pickled code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .configuration import ConfigError, TinyLlavaVideoConfig, parse_config
+
+CONFIG_FILE = "config.json"
+SAFETENSORS_FILE = "model.safetensors"
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+BIN_FILE = "pytorch_model.bin"
+BIN_INDEX = "pytorch_model.bin.index.json"
+
+# Published name prefix -> this package's module prefix. SigLIP weights come nested under
+# `vision_model.` (transformers 4.x) or flat (5.x); both map to the same canonical name.
+PUBLISHED_TO_CANONICAL: tuple[tuple[str, str], ...] = (
+    (r"^vision_tower\._vision_tower\.(vision_model\.)?", "vision_tower.siglip."),
+    (r"^connector\._connector\.", "connector."),
+    (r"^language_model\.", "language_model."),
+)
+CANONICAL_TO_PUBLISHED: tuple[tuple[str, str], ...] = (
+    (r"^vision_tower\.siglip\.", "vision_tower._vision_tower.vision_model."),
+    (r"^connector\.", "connector._connector."),
+)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be loaded as it is; the message names the files or tensors."""
+
+
+def canonical_name(name: str) -> str:
+    """Published or module parameter name -> the one spelling both map to."""
+    name = name.replace("vision_tower.siglip.vision_model.", "vision_tower.siglip.")
+    for pattern, repl in PUBLISHED_TO_CANONICAL:
+        name, hits = re.subn(pattern, repl, name)
+        if hits:
+            return name
+    return name
+
+
+def published_name(module_name: str) -> str:
+    """This package's parameter name -> the name published checkpoints use."""
+    name = canonical_name(module_name)
+    for pattern, repl in CANONICAL_TO_PUBLISHED:
+        name, hits = re.subn(pattern, repl, name)
+        if hits:
+            return name
+    return name
+
+
+def read_config(checkpoint_dir: Path) -> TinyLlavaVideoConfig:
+    path = Path(checkpoint_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{checkpoint_dir}: no {CONFIG_FILE}")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from err
+    return parse_config(raw)
+
+
+def weight_files(checkpoint_dir: Path) -> list[Path]:
+    """The weight files of a checkpoint, safetensors preferred over pytorch `.bin`."""
+    root = Path(checkpoint_dir)
+    for single, index in ((SAFETENSORS_FILE, SAFETENSORS_INDEX), (BIN_FILE, BIN_INDEX)):
+        if (root / single).is_file():
+            return [root / single]
+        if (root / index).is_file():
+            shards = sorted(set(json.loads((root / index).read_text())["weight_map"].values()))
+            files = [_inside(root, shard) for shard in shards]
+            missing = [f.name for f in files if not f.is_file()]
+            if missing:
+                raise CheckpointError(f"{root}: shards named in {index} are missing: {missing}")
+            return files
+    raise CheckpointError(f"{root}: no weights ({SAFETENSORS_FILE}, {BIN_FILE} or an index)")
+
+
+def _inside(root: Path, name: str) -> Path:
+    """A shard path from an index file, refused if it would leave the checkpoint directory."""
+    path = (root / name).resolve()
+    if root.resolve() not in path.parents:
+        raise CheckpointError(f"{root}: shard name {name!r} points outside the checkpoint")
+    return path
+
+
+def read_weights(files: Iterable[Path]) -> dict[str, torch.Tensor]:
+    state: dict[str, torch.Tensor] = {}
+    for path in files:
+        state.update(_read_weight_file(path))
+    return state
+
+
+def _read_weight_file(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(
+            f"{path}: refused; pytorch weights are read with weights_only=True and this file "
+            f"holds more than tensors ({type(err).__name__}: {str(err).splitlines()[0]})"
+        ) from err
+    if not isinstance(loaded, dict) or not all(
+        isinstance(v, torch.Tensor) for v in loaded.values()
+    ):
+        raise CheckpointError(f"{path}: expected a dict of tensors")
+    return loaded
+
+
+def load_weights_into(model: nn.Module, state: dict[str, torch.Tensor], tied: bool) -> None:
+    """Copy published tensors into `model`; every missing, extra or misshapen tensor is named."""
+    targets = {canonical_name(k): k for k in model.state_dict()}
+    buffers = {canonical_name(k) for k, _ in model.named_buffers()}
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    renamed: dict[str, torch.Tensor] = {}
+    unexpected = []
+    for name, tensor in state.items():
+        key = targets.get(canonical_name(name))
+        if key is None:
+            if canonical_name(name) not in buffers and not name.endswith(".position_ids"):
+                unexpected.append(name)
+            continue
+        if tuple(tensor.shape) != tuple(shapes[key]):
+            raise CheckpointError(
+                f"tensor {name}: shape {tuple(tensor.shape)} in the checkpoint, "
+                f"{tuple(shapes[key])} expected by its config"
+            )
+        renamed[key] = tensor
+    optional = {"language_model.lm_head.weight"} if tied else set()
+    persistent = set(model.state_dict()) - {targets[b] for b in buffers if b in targets}
+    missing = sorted(
+        published_name(k) for k in persistent if k not in renamed and k not in optional
+    )
+    if missing or unexpected:
+        raise CheckpointError(
+            "checkpoint does not match its config: "
+            + (f"missing tensors {_short(missing)}" if missing else "")
+            + ("; " if missing and unexpected else "")
+            + (f"unexpected tensors {_short(sorted(unexpected))}" if unexpected else "")
+        )
+    model.load_state_dict(renamed, strict=False)
+    if tied:
+        model.language_model.tie_weights()
+
+
+def _short(names: list[str], limit: int = 12) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def weights_digest(files: Iterable[Path]) -> str:
+    """sha256 over the weight files' bytes: the identity of a model in fingerprints."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        with open(path, "rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def save_checkpoint(model: nn.Module, out_dir: Path) -> Path:
+    """Write `model` (a `TinyLlavaVideo`) as a published-format checkpoint directory."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config: TinyLlavaVideoConfig = model.config
+    tied = bool(config.text_config.tie_word_embeddings)
+    buffers = {k for k, _ in model.named_buffers()}
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if name in buffers or (tied and name == "language_model.lm_head.weight"):
+            continue
+        state[published_name(name)] = tensor.detach().contiguous().cpu()
+    save_file(state, str(out / SAFETENSORS_FILE), metadata={"format": "pt"})
+    raw = config.to_dict()
+    if model.tokenizer is not None:
+        model.tokenizer.save_pretrained(str(out))
+        raw["pad_token"] = model.tokenizer.pad_token
+        raw["pad_token_id"] = model.tokenizer.pad_token_id
+    (out / CONFIG_FILE).write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
+    (out / "preprocessor_config.json").write_text(
+        json.dumps(model.processor.to_json_dict(), indent=2) + "\n"
+    )
+    return out
+
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "load_weights_into",
+    "read_config",
+    "read_weights",
+    "save_checkpoint",
+    "weight_files",
+    "weights_digest",
+]

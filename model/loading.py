@@ -1,0 +1,92 @@
+"""`load_model`: a published-format checkpoint (local or `s3://`) -> a ready `TinyLlavaVideo`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .checkpoint import (
+    CheckpointError,
+    load_weights_into,
+    read_config,
+    read_weights,
+    weight_files,
+    weights_digest,
+)
+from .modeling import TinyLlavaVideo
+from .processing import FrameProcessor
+from .remote import fetch_checkpoint
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """bf16 where the GPU has it, fp16 on older GPUs, fp32 on CPU."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def load_tokenizer(checkpoint_dir: Path):
+    """The checkpoint's tokenizer through built-in classes only; custom code is refused."""
+    from transformers import AutoTokenizer
+
+    root = Path(checkpoint_dir)
+    config_path = root / "tokenizer_config.json"
+    if not config_path.is_file() and not (root / "tokenizer.json").is_file():
+        raise CheckpointError(f"{root}: no tokenizer files (tokenizer.json/tokenizer_config.json)")
+    if config_path.is_file() and json.loads(config_path.read_text()).get("auto_map"):
+        raise CheckpointError(
+            f"{config_path}: 'auto_map' asks to run tokenizer code shipped with the checkpoint; "
+            "clipnote never executes checkpoint code"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(str(root), trust_remote_code=False)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = "<|endoftext|>"
+    return tokenizer
+
+
+def resolve_source(
+    source: str | Path, *, endpoint_url: str | None = None, cache_dir: Path | None = None
+) -> Path:
+    """A local checkpoint directory for `source` (fetching `s3://` prefixes once per node)."""
+    text = str(source)
+    if text.startswith("s3://"):
+        return fetch_checkpoint(text, endpoint_url=endpoint_url, cache_dir=cache_dir)
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise CheckpointError(f"{source}: not a checkpoint directory")
+    return path
+
+
+def load_model(
+    source: str | Path,
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    endpoint_url: str | None = None,
+    cache_dir: Path | None = None,
+) -> TinyLlavaVideo:
+    """Build the model from a checkpoint directory or `s3://` prefix, in eval mode.
+
+    The model is built on the target device (random init is fast there), the published
+    tensors are copied in, then it is cast to `dtype`. `model.model_id` names the checkpoint
+    and a short hash of its weights, for fingerprints.
+    """
+    root = resolve_source(source, endpoint_url=endpoint_url, cache_dir=cache_dir)
+    config = read_config(root)
+    files = weight_files(root)
+    tokenizer = load_tokenizer(root)
+    device = torch.device(device) if device is not None else default_device()
+    dtype = dtype or default_dtype(device)
+    with torch.device(device):
+        model = TinyLlavaVideo(config, tokenizer)
+    load_weights_into(model, read_weights(files), tied=config.text_config.tie_word_embeddings)
+    model.processor = FrameProcessor.from_checkpoint(root, default_size=config.image_size)
+    name = str(source).rstrip("/").rsplit("/", 1)[-1] or "checkpoint"
+    model.model_id = f"{name}@{weights_digest(files)[:12]}"
+    return model.to(dtype=dtype).eval()
