@@ -45,7 +45,7 @@ def _listing(fs: Any, prefix: str) -> dict[str, dict[str, Any]]:
     try:
         entries = fs.ls(prefix, detail=True, refresh=True)
     except FileNotFoundError as err:
-        raise FetchError(f"{prefix}: no such prefix") from err
+        raise FetchError(f"s3://{prefix}: no such prefix (no config.json to load)") from err
     files = {}
     for entry in entries:
         name = entry["name"].rstrip("/").rsplit("/", 1)[-1]

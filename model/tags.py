@@ -26,8 +26,8 @@ _SPLIT = re.compile(r"[,;\n]+")
 _PREFIX = re.compile(r"^\s*(tags?|keywords?)\s*:\s*", re.IGNORECASE)
 _EDGE = re.compile(r"^[\s\-*•\d.)\"'`#]+|[\s.\"'`!?]+$")
 _SPACES = re.compile(r"\s+")
-YES_WORDS = (" yes", " Yes", "yes", "Yes")
-NO_WORDS = (" no", " No", "no", "No")
+YES_WORDS = (" yes", " Yes")
+NO_WORDS = (" no", " No")
 ROWS_PER_PASS = 64
 
 
@@ -45,14 +45,13 @@ def parse_tags(text: str) -> list[str]:
     return list(seen)
 
 
-def answer_token_ids(tokenizer, words: tuple[str, ...]) -> list[int]:
-    """First-token ids of the answer spellings that the tokenizer encodes as one token."""
-    ids = set()
-    for word in words:
-        encoded = tokenizer(word, add_special_tokens=False).input_ids
-        if len(encoded) == 1:
-            ids.add(encoded[0])
-    return sorted(ids)
+def answer_variants(tokenizer) -> list[tuple[bool, list[int]]]:
+    """(is_yes, token ids) of each spelling of the answer as it follows `ASSISTANT:`."""
+    return [
+        (is_yes, tokenizer(word, add_special_tokens=False).input_ids)
+        for is_yes, words in ((True, YES_WORDS), (False, NO_WORDS))
+        for word in words
+    ]
 
 
 def _question_rows(
@@ -88,48 +87,55 @@ def _decoder_hidden(model: TinyLlavaVideo, embeds, mask, positions, cache) -> to
 def score_taxonomy(
     model: TinyLlavaVideo, video_embeds: torch.Tensor, taxonomy: list[str], question: str
 ) -> np.ndarray:
-    """`[B, len(taxonomy)]` float32: P(yes) / (P(yes) + P(no)) for each clip and tag."""
-    if not taxonomy:
-        return np.zeros((video_embeds.shape[0], 0), dtype=np.float32)
-    tok = model.tokenizer
-    yes, no = answer_token_ids(tok, YES_WORDS), answer_token_ids(tok, NO_WORDS)
-    if not yes or not no:
-        raise ValueError("the tokenizer cannot spell 'yes'/'no' as single tokens")
-    prefix, suffixes = _question_rows(question, taxonomy, tok)
+    """`[B, len(taxonomy)]` float32: P(yes) / (P(yes) + P(no)) for each clip and tag.
+
+    P(yes) sums the likelihood of the answer's spellings (" yes", " Yes"), each scored over
+    all its tokens, so the result does not depend on how the vocabulary splits the words.
+    """
     n_clips = video_embeds.shape[0]
+    if not taxonomy:
+        return np.zeros((n_clips, 0), dtype=np.float32)
+    answers = answer_variants(model.tokenizer)
+    prefix, suffixes = _question_rows(question, taxonomy, model.tokenizer)
     prefix_batch = model.embed_prompts([prefix] * n_clips, video_embeds)
     prefix_cache = cache_of(model.run_language_model(prefix_batch, logits_to_keep=1))
-    prefix_len = prefix_batch.embeds.shape[1]
-    head = model.language_model.get_output_embeddings().weight
     pairs = [(c, t) for c in range(n_clips) for t in range(len(taxonomy))]
-    scores = np.zeros((n_clips, len(taxonomy)), dtype=np.float32)
-    for start in range(0, len(pairs), ROWS_PER_PASS):
-        chunk = pairs[start : start + ROWS_PER_PASS]
+    per_pass = max(1, ROWS_PER_PASS // len(answers))
+    log_yes = np.full((n_clips, len(taxonomy)), -np.inf)
+    log_no = np.full_like(log_yes, -np.inf)
+    for start in range(0, len(pairs), per_pass):
+        chunk = pairs[start : start + per_pass]
+        rows = [(c, t, is_yes, ids) for c, t in chunk for is_yes, ids in answers]
         cache = copy.deepcopy(prefix_cache)
-        cache.batch_select_indices(torch.tensor([c for c, _ in chunk], device=model.device))
-        hidden = _suffix_hidden(model, [suffixes[t] for _, t in chunk], prefix_len, cache)
-        logits = hidden.float() @ head[yes + no].float().T  # [R, |yes|+|no|]
-        score = torch.sigmoid(
-            logits[:, : len(yes)].logsumexp(-1) - logits[:, len(yes) :].logsumexp(-1)
-        )
-        for (c, t), value in zip(chunk, score.tolist(), strict=True):
-            scores[c, t] = value
-    return scores
+        cache.batch_select_indices(torch.tensor([r[0] for r in rows], device=model.device))
+        logps = _answer_logprobs(model, [(suffixes[r[1]], r[3]) for r in rows], prefix_batch, cache)
+        for (c, t, is_yes, _), logp in zip(rows, logps, strict=True):
+            target = log_yes if is_yes else log_no
+            target[c, t] = np.logaddexp(target[c, t], logp)
+    return (1.0 / (1.0 + np.exp(log_no - log_yes))).astype(np.float32)
 
 
-def _suffix_hidden(
-    model: TinyLlavaVideo, suffixes: list[list[int]], prefix_len: int, cache
-) -> torch.Tensor:
-    """Hidden state at each suffix's last token `[R, D]`, suffixes right-padded after the cache."""
-    rows, longest = len(suffixes), max(len(s) for s in suffixes)
-    ids = torch.zeros(rows, longest, dtype=torch.long, device=model.device)
-    mask = torch.zeros(rows, prefix_len + longest, dtype=torch.long, device=model.device)
+def _answer_logprobs(
+    model: TinyLlavaVideo, rows: list[tuple[list[int], list[int]]], prefix, cache
+) -> list[float]:
+    """log P(answer | prefix + question) per row; rows are right-padded after the cache."""
+    device, prefix_len = model.device, prefix.embeds.shape[1]
+    texts = [question + answer for question, answer in rows]
+    longest = max(len(t) for t in texts)
+    ids = torch.zeros(len(rows), longest, dtype=torch.long, device=device)
+    mask = torch.zeros(len(rows), prefix_len + longest, dtype=torch.long, device=device)
     mask[:, :prefix_len] = 1
-    for i, suffix in enumerate(suffixes):
-        ids[i, : len(suffix)] = torch.tensor(suffix, device=model.device)
-        mask[i, prefix_len : prefix_len + len(suffix)] = 1
-    positions = prefix_len + torch.arange(longest, device=model.device).expand(rows, -1)
+    for i, text in enumerate(texts):
+        ids[i, : len(text)] = torch.tensor(text, device=device)
+        mask[i, prefix_len : prefix_len + len(text)] = 1
+    positions = prefix.position_ids[:1, -1:] + 1 + torch.arange(longest, device=device)
     embeds = model.language_model.get_input_embeddings()(ids)
-    hidden = _decoder_hidden(model, embeds, mask, positions, cache)  # [R, S, D]
-    last = torch.tensor([len(s) - 1 for s in suffixes], device=model.device)
-    return hidden[torch.arange(rows, device=model.device), last]
+    hidden = _decoder_hidden(model, embeds, mask, positions.expand(len(rows), -1), cache)
+    head = model.language_model.get_output_embeddings()
+    out = []
+    for i, (question, answer) in enumerate(rows):
+        at = torch.arange(len(question) - 1, len(question) - 1 + len(answer), device=device)
+        logits = head(hidden[i, at]).float()  # [A, V]
+        picked = logits.log_softmax(-1)[torch.arange(len(answer)), torch.tensor(answer)]
+        out.append(float(picked.sum()))
+    return out

@@ -1,0 +1,209 @@
+"""Loading published-format checkpoints: round trips, naming variants, clear errors, safety."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from model import CheckpointError, ConfigError, load_model
+from tests.helpers import UPSTREAM, build_tiny_model
+
+VIDEOS = torch.randn(2, 3, 3, 56, 56, generator=torch.Generator().manual_seed(1))
+
+
+def copy_checkpoint(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def edit_config(root: Path, **changes) -> None:
+    raw = json.loads((root / "config.json").read_text())
+    raw.update(changes)
+    (root / "config.json").write_text(json.dumps(raw))
+
+
+def test_own_writer_round_trip_gives_identical_outputs(tiny_checkpoint):
+    original = build_tiny_model(seed=7)
+    loaded = load_model(tiny_checkpoint, device="cpu", dtype=torch.float32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode_video(VIDEOS), original.encode_video(VIDEOS))
+    names = set(load_file(str(tiny_checkpoint / "model.safetensors")))
+    assert "connector._connector.latents" in names
+    assert any(n.startswith("vision_tower._vision_tower.vision_model.encoder") for n in names)
+    assert "language_model.lm_head.weight" not in names  # tied, as save_pretrained writes it
+
+
+def test_model_id_names_checkpoint_and_weights_hash(tiny_checkpoint):
+    model = load_model(tiny_checkpoint, device="cpu")
+    name, digest = model.model_id.split("@")
+    assert name == "tiny-ckpt" and len(digest) == 12
+
+
+def test_flat_siglip_naming_is_accepted(tmp_path):
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "flat")
+    state = load_file(str(root / "model.safetensors"))
+    flat = {k.replace("_vision_tower.vision_model.", "_vision_tower."): v for k, v in state.items()}
+    assert flat.keys() != state.keys()
+    save_file(flat, str(root / "model.safetensors"))
+    nested = load_model(UPSTREAM / "ckpt_group", device="cpu")
+    loaded = load_model(root, device="cpu")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode_video(VIDEOS), nested.encode_video(VIDEOS))
+
+
+def test_sharded_safetensors_load(tmp_path):
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "sharded")
+    state = load_file(str(root / "model.safetensors"))
+    (root / "model.safetensors").unlink()
+    names = sorted(state)
+    halves = {
+        "model-00001-of-00002.safetensors": names[::2],
+        "model-00002-of-00002.safetensors": names[1::2],
+    }
+    for shard, keys in halves.items():
+        save_file({k: state[k] for k in keys}, str(root / shard))
+    weight_map = {k: shard for shard, keys in halves.items() for k in keys}
+    (root / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    loaded = load_model(root, device="cpu")
+    reference = load_model(UPSTREAM / "ckpt_group", device="cpu")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode_video(VIDEOS), reference.encode_video(VIDEOS))
+
+
+def test_plain_pytorch_bin_weights_load(tmp_path):
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "bin")
+    state = load_file(str(root / "model.safetensors"))
+    (root / "model.safetensors").unlink()
+    torch.save(state, root / "pytorch_model.bin")
+    assert load_model(root, device="cpu").config.resampler.group == 4
+
+
+def test_missing_tensor_is_named(tmp_path):
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "missing")
+    state = load_file(str(root / "model.safetensors"))
+    del state["connector._connector.layers.1.0.to_q.weight"]
+    save_file(state, str(root / "model.safetensors"))
+    with pytest.raises(
+        CheckpointError, match=r"missing tensors connector\._connector\.layers\.1\.0\.to_q"
+    ):
+        load_model(root, device="cpu")
+
+
+def test_mismatched_shape_is_named(tmp_path):
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "shape")
+    edit_config(root, num_queries=12, group=4)
+    with pytest.raises(CheckpointError, match=r"connector\._connector\.latents: shape \(2, 64\)"):
+        load_model(root, device="cpu")
+
+
+def test_unexpected_tensor_is_named(tmp_path):
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "extra")
+    state = load_file(str(root / "model.safetensors"))
+    state["connector._connector.extra_gate"] = torch.zeros(3)
+    save_file(state, str(root / "model.safetensors"))
+    with pytest.raises(
+        CheckpointError, match=r"unexpected tensors connector\._connector\.extra_gate"
+    ):
+        load_model(root, device="cpu")
+
+
+@pytest.mark.parametrize(
+    "changes,field",
+    [
+        ({"model_type": "llava"}, "model_type"),
+        ({"connector_type": "mlp2x_gelu"}, "connector_type"),
+        ({"num_queries": 10}, "num_queries"),
+        ({"group": None}, "group"),
+        ({"vision_feature_select_strategy": "cls"}, "vision_feature_select_strategy"),
+        ({"text_config": {"model_type": "llama"}}, "text_config.model_type"),
+    ],
+)
+def test_bad_config_names_the_field(tmp_path, changes, field):
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "bad")
+    edit_config(root, **changes)
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_model(root, device="cpu")
+
+
+def test_config_paths_are_never_resolved(tmp_path):
+    """`*_name_or_path` fields name the authors' disks; loading must not need them."""
+    raw = json.loads((UPSTREAM / "ckpt_group" / "config.json").read_text())
+    assert not Path(raw["llm_model_name_or_path"]).exists()
+    assert load_model(UPSTREAM / "ckpt_group", device="cpu") is not None
+
+
+SENTINEL_CODE = "import pathlib; pathlib.Path({path!r}).write_text('executed')\n"
+
+
+def test_config_asking_for_remote_code_is_refused_and_nothing_runs(tmp_path):
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "remote-code")
+    sentinel = tmp_path / "executed.txt"
+    (root / "configuration_tinyllava.py").write_text(SENTINEL_CODE.format(path=str(sentinel)))
+    (root / "modeling_tinyllava.py").write_text(SENTINEL_CODE.format(path=str(sentinel)))
+    edit_config(
+        root,
+        auto_map={
+            "AutoConfig": "configuration_tinyllava.TinyLlavaConfig",
+            "AutoModelForCausalLM": "modeling_tinyllava.TinyLlavaForConditionalGeneration",
+        },
+    )
+    with pytest.raises(ConfigError, match=r"auto_map.*never executes checkpoint code"):
+        load_model(root, device="cpu")
+    assert not sentinel.exists()
+
+
+def test_tokenizer_asking_for_remote_code_is_refused(tmp_path):
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "remote-tokenizer")
+    sentinel = tmp_path / "executed.txt"
+    (root / "tokenization_evil.py").write_text(SENTINEL_CODE.format(path=str(sentinel)))
+    tok_config = json.loads((root / "tokenizer_config.json").read_text())
+    tok_config["auto_map"] = {"AutoTokenizer": ["tokenization_evil.EvilTokenizer", None]}
+    (root / "tokenizer_config.json").write_text(json.dumps(tok_config))
+    with pytest.raises(CheckpointError, match="auto_map"):
+        load_model(root, device="cpu")
+    assert not sentinel.exists()
+
+
+class _Payload:
+    """Unpickling this calls `exec`: what a malicious `.bin` would carry."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (exec, (SENTINEL_CODE.format(path=self.path),))
+
+
+def test_pickle_payload_in_bin_weights_executes_nothing(tmp_path):
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "pickle")
+    sentinel = tmp_path / "executed.txt"
+    state = load_file(str(root / "model.safetensors"))
+    (root / "model.safetensors").unlink()
+    state["connector._connector.latents"] = _Payload(str(sentinel))
+    with open(root / "pytorch_model.bin", "wb") as fh:
+        pickle.dump(state, fh)
+    with pytest.raises(CheckpointError, match="weights_only=True"):
+        load_model(root, device="cpu")
+    assert not sentinel.exists()
+
+
+def test_shard_index_pointing_outside_is_refused(tmp_path):
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "escape")
+    (root / "model.safetensors").rename(tmp_path / "outside.safetensors")
+    index = {"weight_map": {"x": "../outside.safetensors"}}
+    (root / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(CheckpointError, match="points outside the checkpoint"):
+        load_model(root, device="cpu")
+
+
+def test_not_a_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="not a checkpoint directory"):
+        load_model(tmp_path / "nope", device="cpu")
+    with pytest.raises(CheckpointError, match=r"no config\.json"):
+        load_model(tmp_path, device="cpu")
