@@ -32,19 +32,29 @@ def default_dtype(device: torch.device) -> torch.dtype:
 
 
 def load_tokenizer(checkpoint_dir: Path):
-    """The checkpoint's tokenizer through built-in classes only; custom code is refused."""
-    from transformers import AutoTokenizer
+    """The checkpoint's tokenizer through a built-in class only; custom code is refused.
+
+    The class comes from `tokenizer_config.json`'s `tokenizer_class`, looked up among
+    transformers' own tokenizers (never `auto_map`), so nothing shipped with the checkpoint runs.
+    """
+    from transformers import PreTrainedTokenizerFast
+    from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
 
     root = Path(checkpoint_dir)
     config_path = root / "tokenizer_config.json"
-    if not config_path.is_file() and not (root / "tokenizer.json").is_file():
-        raise CheckpointError(f"{root}: no tokenizer files (tokenizer.json/tokenizer_config.json)")
-    if config_path.is_file() and json.loads(config_path.read_text()).get("auto_map"):
+    settings = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    if settings.get("auto_map"):
         raise CheckpointError(
             f"{config_path}: 'auto_map' asks to run tokenizer code shipped with the checkpoint; "
             "clipnote never executes checkpoint code"
         )
-    tokenizer = AutoTokenizer.from_pretrained(str(root), trust_remote_code=False)
+    name = settings.get("tokenizer_class")
+    tokenizer_cls = tokenizer_class_from_name(name) if name else PreTrainedTokenizerFast
+    if tokenizer_cls is None:
+        raise CheckpointError(f"{config_path}: tokenizer_class {name!r} is not built in")
+    if not (root / "tokenizer.json").is_file() and not (root / "vocab.json").is_file():
+        raise CheckpointError(f"{root}: no tokenizer files (tokenizer.json or vocab.json)")
+    tokenizer = tokenizer_cls.from_pretrained(str(root))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = "<|endoftext|>"
     return tokenizer
