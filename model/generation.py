@@ -105,12 +105,25 @@ def _until_stop(row: list[int], stops: set[int]) -> list[int]:
     return row
 
 
-def generate_text(
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    num_tokens: int
+
+
+def answer_question(
     model: TinyLlavaVideo, video_embeds: torch.Tensor, question: str, settings: GenerationSettings
-) -> list[str]:
+) -> list[Answer]:
     """Answer one question for every video in `video_embeds` `[B, Q, D]`."""
     prompt = tokenize_with_video(build_prompt(question), model.tokenizer)
     rows = [prompt] * video_embeds.shape[0]
     ids = generate_ids(model, video_embeds, rows, settings)
     texts = model.tokenizer.batch_decode(ids, skip_special_tokens=True)
-    return [text.strip() for text in texts]
+    return [Answer(text.strip(), len(row)) for text, row in zip(texts, ids, strict=True)]
+
+
+def generate_text(
+    model: TinyLlavaVideo, video_embeds: torch.Tensor, question: str, settings: GenerationSettings
+) -> list[str]:
+    """Just the answers' texts (see `answer_question`)."""
+    return [answer.text for answer in answer_question(model, video_embeds, question, settings)]

@@ -70,9 +70,14 @@ class FrameProcessor:
     def from_checkpoint(cls, checkpoint_dir: Path, default_size: int) -> FrameProcessor:
         """Read `preprocessor_config.json` when the checkpoint has one; SigLIP defaults if not."""
         path = Path(checkpoint_dir) / "preprocessor_config.json"
-        if not path.is_file():
+        raw = json.loads(path.read_text()) if path.is_file() else None
+        return cls.from_json_dict(raw, default_size)
+
+    @classmethod
+    def from_json_dict(cls, raw: dict | None, default_size: int) -> FrameProcessor:
+        """From a `preprocessor_config.json` body; SigLIP defaults when there is none."""
+        if not raw:
             return cls(size=default_size)
-        raw = json.loads(path.read_text())
         size = raw.get("size") or {}
         height = size.get("height") or size.get("shortest_edge") or default_size
         return cls(

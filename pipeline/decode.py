@@ -9,12 +9,21 @@ uint8 `[T, S, S, 3]` crosses the object store and normalisation runs on the acce
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from model.processing import FrameProcessor
+
+from .planning import ClipConfig, plan_clips
+from .records import VideoRef
+from .sampling import SamplingConfig
+from .schema import STATUS_DECODE_ERROR, STATUS_OK
+from .sources import SourceError, read_video
+from .storage import StorageOptions
 
 
 @dataclass(frozen=True)
@@ -72,3 +81,97 @@ def read_frames(reader, indices: np.ndarray, processor: FrameProcessor | None) -
         return np.ascontiguousarray(frames)
     resized = processor.resize_uint8(torch.from_numpy(frames).permute(0, 3, 1, 2))
     return resized.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """What the decode stage needs to know, shipped to every CPU task."""
+
+    clips: ClipConfig
+    sampling: SamplingConfig
+    processor: FrameProcessor
+    storage: StorageOptions
+    thumbnail_size: int = 96
+
+
+def thumbnail_jpeg(frame: np.ndarray, size: int) -> bytes:
+    """A small JPEG of one uint8 `[H, W, 3]` frame (longest side `size`)."""
+    from PIL import Image
+
+    image = Image.fromarray(frame)
+    image.thumbnail((size, size))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+def _video_row(ref: VideoRef) -> dict[str, Any]:
+    return {"video_uri": ref.uri, "video_id": ref.video_id, "video_version": ref.version,
+            "video_size": ref.size}  # fmt: skip
+
+
+def error_row(
+    ref: VideoRef, reason: str, decode_s: float = 0.0, frame_size: int = 0
+) -> dict[str, Any]:
+    """The one row a video that cannot be read contributes: it is never dropped.
+
+    Its `frames` is an empty `[0, S, S, 3]` array so the column stays one tensor type.
+    """
+    return {
+        **_video_row(ref),
+        "clip_index": -1,
+        "start_s": 0.0,
+        "end_s": 0.0,
+        "frame_indices": np.zeros(0, np.int32),
+        "frame_times_s": np.zeros(0, np.float32),
+        "video_duration_s": 0.0,
+        "video_fps": 0.0,
+        "width": 0,
+        "height": 0,
+        "frames": np.zeros((0, frame_size, frame_size, 3), np.uint8),
+        "thumbnail": None,
+        "status": STATUS_DECODE_ERROR,
+        "error": reason,
+        "decode_s": decode_s,
+    }
+
+
+def decode_video(ref: VideoRef, settings: DecodeSettings) -> list[dict[str, Any]]:
+    """All clip rows of one video (frames at model size), or its one error row."""
+    started = time.perf_counter()
+    try:
+        data = read_video(ref, settings.storage)
+        reader = open_video(data)
+        meta = video_meta(reader)
+        plans = plan_clips(meta.num_frames, meta.fps, settings.clips, settings.sampling)
+        if not plans:
+            raise VideoDecodeError("video has no frames to sample")
+        frames = [read_frames(reader, plan.frame_indices, settings.processor) for plan in plans]
+    except Exception as err:  # any failure of one video becomes its error row, never a crash
+        known = isinstance(err, VideoDecodeError | SourceError)
+        reason = str(err) if known else f"{type(err).__name__}: {err}"
+        elapsed = time.perf_counter() - started
+        return [error_row(ref, reason[:500], elapsed, settings.processor.size)]
+    per_clip = (time.perf_counter() - started) / len(plans)
+    rows = []
+    for plan, clip in zip(plans, frames, strict=True):
+        rows.append(
+            {
+                **_video_row(ref),
+                "clip_index": plan.clip_index,
+                "start_s": plan.start_s,
+                "end_s": plan.end_s,
+                "frame_indices": plan.frame_indices,
+                "frame_times_s": plan.frame_times_s,
+                "video_duration_s": meta.duration_s,
+                "video_fps": meta.fps,
+                "width": meta.width,
+                "height": meta.height,
+                "frames": clip,  # [T, S, S, 3] uint8
+                "thumbnail": thumbnail_jpeg(clip[len(clip) // 2], settings.thumbnail_size),
+                "status": STATUS_OK,
+                "error": None,
+                "decode_s": per_clip,
+            }
+        )
+    return rows

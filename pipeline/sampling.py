@@ -8,7 +8,7 @@ model always gets `n`. FPS sampling picks `round(duration * fps)` frames, capped
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -18,22 +18,30 @@ _EPS = 1e-6
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """How many frames per clip: a fixed `num_frames`, or `fps` with `max_frames` as the cap."""
+    """How many frames per clip: a fixed `num_frames`, or `fps` with `max_frames` as the cap.
+
+    `num_frames=None` means "what the model was trained with" and is resolved from the
+    checkpoint before the run starts (`with_frames`); 16 for the published checkpoints.
+    """
 
     mode: Literal["uniform", "fps"] = "uniform"
-    num_frames: int = 16
+    num_frames: int | None = None
     fps: float = 1.0
     max_frames: int = 64
 
     def __post_init__(self) -> None:
         if self.mode not in ("uniform", "fps"):
             raise ValueError(f"sampling.mode must be 'uniform' or 'fps', got {self.mode!r}")
-        if self.num_frames < 1:
+        if self.num_frames is not None and self.num_frames < 1:
             raise ValueError("sampling.num_frames must be >= 1")
         if self.fps <= 0:
             raise ValueError("sampling.fps must be > 0")
         if self.max_frames < 1:
             raise ValueError("sampling.max_frames must be >= 1")
+
+    def with_frames(self, default: int) -> SamplingConfig:
+        """This config with `num_frames` filled in when it was left to the model."""
+        return self if self.num_frames is not None else replace(self, num_frames=default)
 
 
 def uniform_indices(first: int, end: int, n: int) -> np.ndarray:
@@ -58,6 +66,8 @@ def sample_frame_indices(
     """Frame indices the model sees for the clip `[start_s, end_s)` of a video."""
     first, end = frame_range(num_frames, fps, start_s, end_s)
     if config.mode == "uniform":
+        if config.num_frames is None:
+            raise ValueError("sampling.num_frames is unresolved; call with_frames() first")
         count = config.num_frames
     else:
         count = min(config.max_frames, max(1, round((end_s - start_s) * config.fps)))

@@ -1,0 +1,23 @@
+"""What a person sees at the end of a run: counts by status, speed, where the output is."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.run import RunSummary
+
+
+def print_summary(summary: RunSummary, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"clipnote run {summary.run_id}", show_header=False)
+    table.add_row("videos", str(summary.videos))
+    table.add_row("clips ok", str(summary.counts.get("ok", 0)))
+    for status, count in sorted(summary.counts.items()):
+        if status != "ok":
+            table.add_row(f"clips {status}", str(count))
+    table.add_row("seconds", f"{summary.seconds:.1f}")
+    table.add_row("clips/s", f"{summary.clips_per_s:.2f}")
+    table.add_row("output", summary.output)
+    table.add_row("commit record", summary.commit_record)
+    console.print(table)

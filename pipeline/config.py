@@ -1,0 +1,164 @@
+"""The run configuration: one YAML file, validated before any cluster work starts.
+
+Unknown keys and bad values are errors that name the field (`clips.length_s: ...`). Command
+line overrides (`--set clips.length_s=5`) are applied to the YAML before validation, so they
+are checked the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from model.prompts import CAPTION_PROMPT, TAG_PROMPT, TAXONOMY_QUESTION
+
+from .planning import ClipConfig
+from .sampling import SamplingConfig
+from .storage import StorageOptions
+
+TOY_MODEL = "toy"
+"""`model.source` naming the toy checkpoint shipped inside the package (the default)."""
+
+
+class ConfigError(ValueError):
+    """An invalid run configuration; the message names each bad field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageSettings(_Strict):
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    def options(self) -> StorageOptions:
+        return StorageOptions(endpoint_url=self.endpoint_url, region=self.region)
+
+
+class ModelSettings(_Strict):
+    source: str = TOY_MODEL
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    batch_size: int = Field(8, ge=1, le=1024)
+    max_new_tokens: int = Field(64, ge=1, le=4096)
+    tag_max_new_tokens: int = Field(32, ge=1, le=1024)
+
+
+class PromptSettings(_Strict):
+    caption: str = CAPTION_PROMPT
+    tag_mode: Literal["generate", "taxonomy", "none"] = "generate"
+    tags: str = TAG_PROMPT
+    taxonomy: tuple[str, ...] = ()
+    taxonomy_question: str = TAXONOMY_QUESTION
+    taxonomy_threshold: float = Field(0.5, ge=0.0, le=1.0)
+
+    @field_validator("taxonomy_question")
+    @classmethod
+    def _has_tag_slot(cls, value: str) -> str:
+        if "{tag}" not in value:
+            raise ValueError("must contain '{tag}'")
+        return value
+
+
+class ResourceSettings(_Strict):
+    decode_cpus: float = Field(1.0, gt=0)
+    annotate_actors: int = Field(1, ge=1)
+    cpus_per_actor: float = Field(1.0, gt=0)
+    gpus_per_actor: float | None = Field(None, ge=0)
+    """None: one GPU per actor when the cluster has GPUs, CPU actors otherwise."""
+
+
+class OutputSettings(_Strict):
+    thumbnail_size: int = Field(96, ge=16, le=1024)
+    rows_per_file: int = Field(10000, ge=1)
+
+
+class RunConfig(_Strict):
+    input: str
+    output: str
+    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,128}$")
+    storage: StorageSettings = StorageSettings()
+    clips: ClipConfig = ClipConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    model: ModelSettings = ModelSettings()
+    prompts: PromptSettings = PromptSettings()
+    resources: ResourceSettings = ResourceSettings()
+    output_options: OutputSettings = OutputSettings()
+
+    @field_validator("input", "output")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+
+# Let pydantic validate the pure dataclasses strictly too (unknown keys are errors).
+ClipConfig.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+SamplingConfig.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: '{key}' is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`["clips.length_s=5", "prompts.taxonomy=[dog, cat]"]` -> nested dict (YAML values)."""
+    tree: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][\w.]*", key.strip()):
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. clips.length_s=5")
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
+    return tree
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for problem in err.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "config"
+        lines.append(f"{where}: {problem['msg']}")
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Validate a config tree (plus overrides) into a `RunConfig`, or `ConfigError`."""
+    if not isinstance(raw, dict):
+        raise ConfigError("config must be a YAML mapping of sections")
+    try:
+        return RunConfig.model_validate(_merge(raw, overrides or {}))
+    except ValidationError as err:
+        raise ConfigError(_describe(err)) from None
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML config file (None: defaults only) and validate it with overrides."""
+    raw: Any = {}
+    if path is not None:
+        text = Path(path).read_text()
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    return build_config(raw, overrides)

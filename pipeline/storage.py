@@ -1,0 +1,71 @@
+"""One way to reach files, local or in S3-compatible object storage (fsspec underneath).
+
+Every reader and writer in the pipeline goes through `Storage`, so tests use temp dirs and
+a loopback S3 server exactly as production uses AWS. Credentials come from the standard AWS
+chain (environment, config files, instance roles) and are never logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """Where S3 lives: `endpoint_url` for MinIO/Ceph/R2 or a test server; None means AWS."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+
+
+def is_remote(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def strip_scheme(uri: str) -> str:
+    return uri[len("s3://") :] if is_remote(uri) else uri
+
+
+def filesystem(uri: str, options: StorageOptions | None = None) -> Any:
+    """The fsspec filesystem serving `uri`."""
+    import fsspec
+
+    options = options or StorageOptions()
+    if not is_remote(uri):
+        return fsspec.filesystem("file")
+    import s3fs
+
+    client_kwargs: dict[str, Any] = {}
+    if options.endpoint_url:
+        client_kwargs["endpoint_url"] = options.endpoint_url
+    if options.region:
+        client_kwargs["region_name"] = options.region
+    return s3fs.S3FileSystem(client_kwargs=client_kwargs, skip_instance_cache=True)
+
+
+def join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def read_bytes(uri: str, options: StorageOptions | None = None) -> bytes:
+    fs = filesystem(uri, options)
+    with fs.open(strip_scheme(uri), "rb") as fh:
+        return fh.read()
+
+
+def read_range(uri: str, offset: int, size: int, options: StorageOptions | None = None) -> bytes:
+    """`size` bytes at `offset`: one ranged GET in S3, a seek locally."""
+    fs = filesystem(uri, options)
+    with fs.open(strip_scheme(uri), "rb") as fh:
+        fh.seek(offset)
+        return fh.read(size)
+
+
+def write_bytes(uri: str, data: bytes, options: StorageOptions | None = None) -> None:
+    fs = filesystem(uri, options)
+    path = strip_scheme(uri)
+    if not is_remote(uri):
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    with fs.open(path, "wb") as fh:
+        fh.write(data)
