@@ -22,20 +22,3 @@ def config_from_cli(
     if model_uri is not None:
         overrides.setdefault("model", {})["source"] = model_uri
     return load_config(config_path, overrides)
-
-
-def cli_args(
-    config_path: Path | None,
-    input_uri: str | None,
-    output_uri: str | None,
-    model_uri: str | None,
-    sets: list[str] | None,
-) -> list[str]:
-    """The same options as an argument list, for a job entry point on another machine."""
-    args = [str(config_path)] if config_path else []
-    for flag, value in (("--input", input_uri), ("--output", output_uri), ("--model", model_uri)):
-        if value is not None:
-            args += [flag, value]
-    for item in sets or []:
-        args += ["--set", item]
-    return args
