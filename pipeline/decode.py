@@ -136,6 +136,14 @@ def error_row(
     }
 
 
+def _shot_cuts(data: bytes, meta: VideoMeta, clips: ClipConfig) -> list[float]:
+    from .shots import detect_cuts
+
+    return detect_cuts(
+        data, meta.fps, meta.width, meta.height, clips.shot_threshold, clips.min_length_s
+    )
+
+
 def decode_video(ref: VideoRef, settings: DecodeSettings) -> list[dict[str, Any]]:
     """All clip rows of one video (frames at model size), or its one error row."""
     started = time.perf_counter()
@@ -143,7 +151,8 @@ def decode_video(ref: VideoRef, settings: DecodeSettings) -> list[dict[str, Any]
         data = read_video(ref, settings.storage)
         reader = open_video(data)
         meta = video_meta(reader)
-        plans = plan_clips(meta.num_frames, meta.fps, settings.clips, settings.sampling)
+        cuts = _shot_cuts(data, meta, settings.clips) if settings.clips.mode == "shots" else None
+        plans = plan_clips(meta.num_frames, meta.fps, settings.clips, settings.sampling, cuts)
         if not plans:
             raise VideoDecodeError("video has no frames to sample")
         frames = [read_frames(reader, plan.frame_indices, settings.processor) for plan in plans]

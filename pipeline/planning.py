@@ -1,12 +1,15 @@
-"""Cutting a video into clips: fixed windows, or the whole video. Pure functions.
+"""Cutting a video into clips: fixed windows, shots, or the whole video. Pure functions.
 
 Windows start every `stride_s` seconds and last `length_s`; the last window is cut at the
-end of the video and kept only if it is at least `min_length_s` long. A video shorter than
-`min_length_s` still gets one clip covering all of it, so no video is left without a row.
+end of the video and kept only if it is at least `min_length_s` long. Shots run from one
+detected cut to the next; a shot shorter than `min_length_s` joins its neighbour. A video
+shorter than `min_length_s` still gets one clip covering all of it, so no video is left
+without a row.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,26 +23,52 @@ _EPS = 1e-6
 
 @dataclass(frozen=True)
 class ClipConfig:
-    mode: Literal["window", "whole"] = "window"
+    mode: Literal["window", "whole", "shots"] = "window"
     length_s: float = 10.0
     stride_s: float = 10.0
     min_length_s: float = 1.0
+    shot_threshold: float = 27.0
 
     def __post_init__(self) -> None:
-        if self.mode not in ("window", "whole"):
-            raise ValueError(f"clips.mode must be 'window' or 'whole', got {self.mode!r}")
+        if self.mode not in ("window", "whole", "shots"):
+            raise ValueError(f"clips.mode must be window, whole or shots, got {self.mode!r}")
+        if self.shot_threshold <= 0:
+            raise ValueError("clips.shot_threshold must be > 0")
         if self.length_s <= 0 or self.stride_s <= 0:
             raise ValueError("clips.length_s and clips.stride_s must be > 0")
         if self.min_length_s < 0 or self.min_length_s > self.length_s:
             raise ValueError("clips.min_length_s must be in [0, clips.length_s]")
 
 
-def clip_bounds(duration_s: float, config: ClipConfig) -> list[tuple[float, float]]:
-    """`(start_s, end_s)` of each clip of a video lasting `duration_s`."""
+def shot_bounds(
+    duration_s: float, cuts_s: list[float], min_length_s: float
+) -> list[tuple[float, float]]:
+    """Shots between consecutive cuts; too-short shots are merged into the previous one."""
+    edges = [0.0, *sorted(c for c in cuts_s if _EPS < c < duration_s - _EPS), duration_s]
+    bounds: list[tuple[float, float]] = []
+    for start, end in itertools.pairwise(edges):
+        if bounds and end - start + _EPS < min_length_s:
+            bounds[-1] = (bounds[-1][0], end)
+        elif bounds and bounds[-1][1] - bounds[-1][0] + _EPS < min_length_s:
+            bounds[-1] = (bounds[-1][0], end)  # a short first shot joins the next
+        else:
+            bounds.append((start, end))
+    return bounds
+
+
+def clip_bounds(
+    duration_s: float, config: ClipConfig, cuts_s: list[float] | None = None
+) -> list[tuple[float, float]]:
+    """`(start_s, end_s)` of each clip of a video lasting `duration_s`.
+
+    `cuts_s` (shot mode) are the times where shots start, from the scene detector.
+    """
     if duration_s <= 0:
         return []
     if config.mode == "whole":
         return [(0.0, duration_s)]
+    if config.mode == "shots":
+        return shot_bounds(duration_s, cuts_s or [], config.min_length_s)
     bounds = []
     start = 0.0
     while start < duration_s - _EPS:
@@ -53,12 +82,16 @@ def clip_bounds(duration_s: float, config: ClipConfig) -> list[tuple[float, floa
 
 
 def plan_clips(
-    num_frames: int, fps: float, clips: ClipConfig, sampling: SamplingConfig
+    num_frames: int,
+    fps: float,
+    clips: ClipConfig,
+    sampling: SamplingConfig,
+    cuts_s: list[float] | None = None,
 ) -> list[ClipPlan]:
     """Every clip of a video with its sampled frames and their presentation times."""
     duration = num_frames / fps if fps > 0 else 0.0
     plans = []
-    for i, (start, end) in enumerate(clip_bounds(duration, clips)):
+    for i, (start, end) in enumerate(clip_bounds(duration, clips, cuts_s)):
         indices = sample_frame_indices(num_frames, fps, start, end, sampling)
         times = (indices / fps).astype(np.float32)
         plans.append(ClipPlan(i, round(start, 6), round(end, 6), indices, times))
