@@ -19,11 +19,11 @@ from .records import VideoRef
 from .schema import rows_to_table
 
 
-def _decode_row(row: dict[str, Any], settings: DecodeSettings) -> list[dict[str, Any]]:
+def decode_row(row: dict[str, Any], settings: DecodeSettings) -> list[dict[str, Any]]:
     return decode_video(VideoRef.from_row(row), settings)
 
 
-class _AnnotateActor:
+class AnnotateActor:
     """Ray actor around `Annotator`: numpy batch in, `clips`-schema Arrow table out."""
 
     def __init__(self, settings: AnnotateSettings) -> None:
@@ -57,9 +57,9 @@ def build_dataset(
 
     items = [ref.to_row() for ref in refs]
     ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
-    ds = ds.flat_map(_decode_row, fn_kwargs={"settings": decode}, num_cpus=decode_cpus)
+    ds = ds.flat_map(decode_row, fn_kwargs={"settings": decode}, num_cpus=decode_cpus)
     return ds.map_batches(
-        _AnnotateActor,
+        AnnotateActor,
         fn_constructor_kwargs={"settings": annotate},
         batch_size=batch_size,
         batch_format="numpy",

@@ -48,7 +48,7 @@ class RunSummary:
         return self.clips / self.seconds if self.seconds > 0 else 0.0
 
 
-def _settings(config: RunConfig, run_id: str) -> tuple[DecodeSettings, AnnotateSettings]:
+def stage_settings(config: RunConfig, run_id: str) -> tuple[DecodeSettings, AnnotateSettings]:
     options = config.storage.options()
     source = resolve_model_source(config.model.source)
     info = describe_checkpoint(source, options)
@@ -98,7 +98,7 @@ def run_pipeline(
     """Run `config` on the Ray this process is connected to and commit its output."""
     started = time.perf_counter()
     run_id = config.run_id or new_run_id()
-    decode, annotate = _settings(config, run_id)
+    decode, annotate = stage_settings(config, run_id)
     refs = list_videos(config.input, config.storage.options())
     gpus = config.resources.gpus_per_actor
     if gpus is None:

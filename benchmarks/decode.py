@@ -1,0 +1,146 @@
+"""Decode stage: CPU seconds per clip to sample 16 frames from 10 s windows of 60 s 720p H.264.
+
+    python -m benchmarks.decode [--videos 2] [--repeats 3]
+
+Compared in one run, on the same files:
+  clipnote   - read bytes once, one decord reader, `get_batch` of the 16 sampled indices per
+               window, resize to 384 (the decode stage's own code)
+  whole-clip - decode every frame of the window, then index the 16 (what the published
+               reference's loader does)
+  read_videos- Ray Data's `read_videos` (one row per decoded frame), then the 16 per window
+               (on a local Ray limited to one CPU: its wall time is its CPU time)
+Also reports the bytes per clip that cross the object store (uint8 at model resolution).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.processing import FrameProcessor
+from pipeline.decode import open_video, read_frames, video_meta
+from pipeline.planning import ClipConfig, plan_clips
+from pipeline.sampling import SamplingConfig
+
+CACHE = Path(__file__).parent / ".cache"
+WIDTH, HEIGHT, FPS, SECONDS = 1280, 720, 30, 60
+CLIPS = ClipConfig(mode="window", length_s=10.0, stride_s=10.0)
+SAMPLING = SamplingConfig(num_frames=16)
+PROCESSOR = FrameProcessor(size=384)
+
+
+def make_video(path: Path, seed: int) -> None:
+    """60 s of 720p H.264 with moving textured content (so frames are not trivially small)."""
+    import av
+
+    rng = np.random.default_rng(seed)
+    texture = rng.integers(0, 255, (HEIGHT // 8, WIDTH // 8, 3), dtype=np.uint8)
+    texture = np.kron(texture, np.ones((8, 8, 1), dtype=np.uint8))  # [H, W, 3]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "23", "g": str(FPS * 2)}
+        for i in range(FPS * SECONDS):
+            frame = np.roll(texture, shift=(i * 3, i * 5), axis=(0, 1))
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def videos(count: int) -> list[Path]:
+    CACHE.mkdir(exist_ok=True)
+    paths = [CACHE / f"bench_720p_{i}.mp4" for i in range(count)]
+    for i, path in enumerate(paths):
+        if not path.exists():
+            make_video(path, seed=i)
+    return paths
+
+
+def clipnote_decode(path: Path) -> int:
+    reader = open_video(path.read_bytes())
+    meta = video_meta(reader)
+    plans = plan_clips(meta.num_frames, meta.fps, CLIPS, SAMPLING)
+    for plan in plans:
+        read_frames(reader, plan.frame_indices, PROCESSOR)
+    return len(plans)
+
+
+def whole_clip_decode(path: Path) -> int:
+    reader = open_video(path.read_bytes())
+    meta = video_meta(reader)
+    plans = plan_clips(meta.num_frames, meta.fps, CLIPS, SAMPLING)
+    for plan in plans:
+        first = round(plan.start_s * meta.fps)
+        last = min(meta.num_frames, round(plan.end_s * meta.fps))
+        every = reader.get_batch(list(range(first, last))).asnumpy()  # [N, H, W, 3]
+        picked = every[plan.frame_indices - first]
+        PROCESSOR.resize_uint8(torch.from_numpy(np.ascontiguousarray(picked)).permute(0, 3, 1, 2))
+    return len(plans)
+
+
+def ray_read_videos(paths: list[Path]) -> tuple[float, int]:
+    """Wall seconds for Ray Data's read_videos over `paths` with one CPU, and clips."""
+    import ray
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    started = time.perf_counter()
+    clips = 0
+    wanted = {}
+    for path in paths:
+        meta = video_meta(open_video(path.read_bytes()))
+        plans = plan_clips(meta.num_frames, meta.fps, CLIPS, SAMPLING)
+        wanted[str(path)] = {int(i) for p in plans for i in p.frame_indices}
+        clips += len(plans)
+    ds = ray.data.read_videos([str(p) for p in paths], include_paths=True)
+    kept = 0
+    for batch in ds.iter_batches(batch_size=256, batch_format="numpy"):
+        for path, index in zip(batch["path"], batch["frame_index"], strict=True):
+            kept += int(index) in wanted[str(path)]
+    seconds = time.perf_counter() - started
+    ray.shutdown()
+    return seconds, clips
+
+
+def cpu_seconds_per_clip(fn, paths: list[Path], repeats: int) -> float:
+    runs = []
+    for _ in range(repeats):
+        started = time.process_time()
+        clips = sum(fn(path) for path in paths)
+        runs.append((time.process_time() - started) / clips)
+    return statistics.median(runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--videos", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-ray", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    paths = videos(args.videos)
+    ours = cpu_seconds_per_clip(clipnote_decode, paths, args.repeats)
+    whole = cpu_seconds_per_clip(whole_clip_decode, paths, args.repeats)
+    result = {
+        "videos": f"{args.videos} x {SECONDS}s {WIDTH}x{HEIGHT} H.264 @{FPS}fps, 10s windows",
+        "clipnote_cpu_s_per_clip": round(ours, 4),
+        "whole_clip_cpu_s_per_clip": round(whole, 4),
+        "speedup_vs_whole_clip": round(whole / ours, 2),
+        "bytes_per_clip_uint8": 16 * 384 * 384 * 3,
+        "bytes_per_clip_float32_would_be": 16 * 384 * 384 * 3 * 4,
+    }
+    if not args.skip_ray:
+        seconds, clips = ray_read_videos(paths)
+        result["ray_read_videos_s_per_clip_1cpu"] = round(seconds / clips, 4)
+        result["speedup_vs_read_videos"] = round(seconds / clips / ours, 2)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
