@@ -73,11 +73,23 @@ def submit(
 ) -> None:
     """Submit the run as a Ray Job (working_dir upload); prints the job id."""
     run_config = _config(config, input_uri, output_uri, model_uri, sets)  # fail here, not there
+    from ray.exceptions import AuthenticationError
+
     from .submit import submit_run
 
-    job_id = submit_run(address, run_config)
-    console.print(f"submitted job [bold]{job_id}[/bold]")
-    console.print(f"follow its logs: ray job logs --address {address} --follow {job_id}")
+    try:
+        job_id = submit_run(address, run_config)
+    except AuthenticationError as err:
+        console.print(
+            f"[red]the cluster refused the request: {err}[/red]\n"
+            "Clusters run with token authentication: set RAY_AUTH_MODE=token and the cluster's "
+            "token (RAY_AUTH_TOKEN or ~/.ray/auth_token)."
+        )
+        raise typer.Exit(1) from None
+    console.print(f"submitted job [bold]{job_id}[/bold]", soft_wrap=True)
+    console.print(
+        f"follow its logs: ray job logs --address {address} --follow {job_id}", soft_wrap=True
+    )
 
 
 def main() -> None:

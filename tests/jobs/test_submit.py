@@ -1,0 +1,317 @@
+"""`clipnote submit` against a real Ray head started by `ray start --head`, token auth on.
+
+The head runs in its own session (`start_new_session`) with its own `--temp-dir`, HOME and
+ports, so it is stopped by signalling exactly the processes of that session: `ray stop` would
+kill every Ray on the machine, including a local Ray another test started with `ray.init()`.
+
+Auth as Ray does it: `ray get-auth-token --generate` writes `$HOME/.ray/auth_token`; with
+RAY_AUTH_MODE=token `ray start --head` uses it (and refuses to start without one). The client
+(`clipnote submit`, a subprocess so this process's Ray auth state is left alone) finds the same
+file through HOME; a client without it is rejected by the dashboard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from jobs.submit import CONFIG_ENV, UPLOAD_EXCLUDES, job_spec, project_root
+from pipeline.config import build_config
+
+ROOT = project_root()
+JOB_TIMEOUT_S = 240
+UPLOAD_LIMIT = 16 * 2**20  # now ~0.3 MB zipped; Ray refuses >= 512 MiB (its max gRPC message)
+
+
+def _free_ports(count: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _ray_cli() -> str:
+    beside = Path(sys.executable).with_name("ray")
+    return str(beside) if beside.exists() else (shutil.which("ray") or "ray")
+
+
+def _clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """This interpreter first on PATH, no inherited RAY_* (address, auth), a private HOME."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+def _session_pids(sid: int) -> list[int]:
+    """Live processes of session `sid` (zombies are dead already and only wait to be reaped)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        state, _ppid, _pgrp, session = stat.rsplit(")", 1)[1].split()[:4]
+        if int(session) == sid and state not in ("Z", "X"):
+            pids.append(int(entry))
+    return pids
+
+
+def _stop_session(sid: int, grace_s: float = 2.0) -> None:
+    """`ray stop --force`, for this head only: SIGTERM its session, SIGKILL what is left.
+
+    gcs_server, raylet and `ray start --block` take ~15 s to exit on SIGTERM; the head holds
+    nothing worth a graceful shutdown (output is committed by the job itself), so the grace
+    is short.
+    """
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _session_pids(sid):
+            with contextlib.suppress(OSError):  # exited meanwhile
+                os.kill(pid, sig)
+        deadline = time.monotonic() + (grace_s if sig == signal.SIGTERM else 30.0)
+        while _session_pids(sid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert not _session_pids(sid), "processes of the test's Ray head survived SIGKILL"
+
+
+@dataclass(frozen=True)
+class Head:
+    address: str
+    token: str
+    home: Path
+    temp_dir: Path
+
+    def client_env(self) -> dict[str, str]:
+        return _clean_env(self.home, RAY_AUTH_MODE="token")
+
+    def jobs_client(self):
+        from ray.job_submission import JobSubmissionClient
+
+        # Explicit header: this test process's own Ray auth mode/token are not involved.
+        return JobSubmissionClient(self.address, headers={"Authorization": f"Bearer {self.token}"})
+
+
+def _wait_for_jobs_api(head: Head, proc: subprocess.Popen, log: Path) -> None:
+    import requests
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"ray start exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            response = requests.get(
+                f"{head.address}/api/jobs/",
+                headers={"Authorization": f"Bearer {head.token}"},
+                timeout=5,
+            )
+            if response.status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    pytest.fail(f"dashboard did not answer in 120 s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def ray_head() -> Iterator[Head]:
+    # Short paths: Ray's unix sockets live under --temp-dir (AF_UNIX paths max ~107 bytes).
+    home = Path(tempfile.mkdtemp(prefix="cn-home-", dir="/tmp"))
+    temp_dir = Path(tempfile.mkdtemp(prefix="cn-ray-", dir="/tmp"))
+    gcs, dashboard, client_server, agent = _free_ports(4)
+    try:
+        generated = subprocess.run(
+            [_ray_cli(), "get-auth-token", "--generate"],
+            env=_clean_env(home),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        token = (home / ".ray" / "auth_token").read_text().strip()
+        assert token and token == generated.stdout.strip()
+
+        command = [_ray_cli(), "start", "--head", "--block", "--num-cpus=2"]
+        command += [f"--port={gcs}", f"--dashboard-port={dashboard}"]
+        command += [f"--ray-client-server-port={client_server}"]
+        command += [f"--dashboard-agent-listen-port={agent}"]
+        command += ["--disable-usage-stats", f"--temp-dir={temp_dir}"]
+        log = temp_dir / "ray-start.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(
+                command,
+                env=_clean_env(home, RAY_AUTH_MODE="token"),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own session: stopped by sid, nothing else
+                cwd=temp_dir,
+            )
+    except BaseException:
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        raise
+    head = Head(f"http://127.0.0.1:{dashboard}", token, home, temp_dir)
+    try:
+        _wait_for_jobs_api(head, proc, log)
+        yield head
+    finally:
+        _stop_session(proc.pid)
+        proc.wait(timeout=30)
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _submit(head: Head, config_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "submit", str(config_path), "--address", head.address],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def _write_config(path: Path, **fields) -> Path:
+    path.write_text(json.dumps(fields))  # JSON is YAML
+    return path
+
+
+def _package_bytes(temp_dir: Path) -> tuple[int, list[str]]:
+    """Size and top-level names of the working_dir package(s) the head unpacked."""
+    pattern = "session_*/runtime_resources/working_dir_files/_ray_pkg_*"
+    packages = [p for p in temp_dir.glob(pattern) if p.is_dir()]
+    assert packages, "no working_dir package found on the head"
+    files = [f for p in packages for f in p.rglob("*") if f.is_file()]
+    top = sorted({f.relative_to(p).parts[0] for p in packages for f in p.rglob("*")})
+    return sum(f.stat().st_size for f in files), top
+
+
+def test_job_spec_carries_the_validated_config() -> None:
+    config = build_config(
+        {"input": "s3://b/in/", "output": "s3://b/out/", "sampling": {"num_frames": 4}}
+    )
+    spec = job_spec(config)
+    assert spec["entrypoint"] == f"python -m jobs.caption --config-env {CONFIG_ENV}"
+    runtime_env = spec["runtime_env"]
+    assert Path(runtime_env["working_dir"]) == ROOT
+    assert build_config(json.loads(runtime_env["env_vars"][CONFIG_ENV])) == config
+
+
+def test_working_dir_package_is_small(tmp_path: Path) -> None:
+    """Zip the project exactly as Ray's uploader does (same excludes, .gitignore honoured)."""
+    from ray._private.runtime_env.packaging import GCS_STORAGE_MAX_SIZE, create_package
+
+    target = tmp_path / "pkg.zip"
+    create_package(str(ROOT), target, include_gitignore=True, excludes=UPLOAD_EXCLUDES)
+    size = target.stat().st_size
+    assert size < UPLOAD_LIMIT < GCS_STORAGE_MAX_SIZE, f"working_dir zip is {size} bytes"
+
+
+@pytest.mark.slow
+def test_submit_runs_a_caption_job(ray_head: Head, tmp_path: Path, tiny_checkpoint: Path) -> None:
+    from model.toy.video_io import write_toy_videos
+    from pipeline.sink import RUNS_DIR, committed_runs, read_committed
+
+    videos = tmp_path / "videos"
+    names = {p.name for p, _ in write_toy_videos(videos, seed=11, n=3, num_frames=24, size=64)}
+    output = tmp_path / "out"
+    config_path = _write_config(
+        tmp_path / "run.yaml",
+        input=str(videos),
+        output=str(output),
+        clips={"mode": "whole"},
+        sampling={"num_frames": 4},
+        model={"source": str(tiny_checkpoint), "max_new_tokens": 8, "tag_max_new_tokens": 8},
+        resources={"decode_cpus": 1, "annotate_actors": 1, "cpus_per_actor": 1},
+    )
+
+    started = time.monotonic()
+    submitted = _submit(ray_head, config_path, ray_head.client_env())
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    match = re.search(r"raysubmit_[A-Za-z0-9]+", submitted.stdout)
+    assert match, submitted.stdout
+    job_id = match.group(0)
+
+    from ray.job_submission import JobStatus
+
+    client = ray_head.jobs_client()
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    status = client.get_job_status(job_id)
+    while not status.is_terminal() and time.monotonic() < deadline:
+        time.sleep(2)
+        status = client.get_job_status(job_id)
+    logs = client.get_job_logs(job_id)
+    if status != JobStatus.SUCCEEDED:
+        info = client.get_job_info(job_id)
+        pytest.fail(
+            f"job {job_id} is {status} after {time.monotonic() - started:.0f} s "
+            f"({info.message}):\n{logs[-8000:]}"
+        )
+    print(f"job {job_id} succeeded in {time.monotonic() - started:.1f} s")
+
+    records = committed_runs(str(output))
+    assert len(records) == 1, logs[-4000:]
+    assert list((output / RUNS_DIR).glob("*.json"))
+    table = read_committed(str(output))
+    rows = table.to_pylist()
+    assert {Path(r["video_uri"].split("#")[0]).name for r in rows} == names
+    assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
+    assert all(len(r["frame_indices"]) == 4 for r in rows)
+
+    size, top = _package_bytes(ray_head.temp_dir)
+    print(f"working_dir package on the head: {size / 2**20:.2f} MiB, {top}")
+    assert size < UPLOAD_LIMIT
+    assert "jobs" in top and "pipeline" in top and "model" in top
+    assert not (set(top) & {".git", "clipnote-demo"})
+    assert "tests/fixtures" in UPLOAD_EXCLUDES
+    pattern = "session_*/runtime_resources/working_dir_files/_ray_pkg_*/tests/fixtures"
+    assert not list(ray_head.temp_dir.glob(pattern)), "test fixtures were uploaded"
+
+
+@pytest.mark.slow
+def test_client_without_the_token_is_rejected(ray_head: Head, tmp_path: Path) -> None:
+    import requests
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    before = len(ray_head.jobs_client().list_jobs())
+    jobs_url = f"{ray_head.address}/api/jobs/"
+    assert requests.get(jobs_url, timeout=10).status_code == 401
+    wrong = {"Authorization": "Bearer " + "0" * 64}
+    assert requests.get(jobs_url, headers=wrong, timeout=10).status_code == 403
+    with pytest.raises(AuthenticationError):
+        JobSubmissionClient(ray_head.address, headers=wrong).list_jobs()
+
+    # `clipnote submit` from a machine that has auth on but not the cluster's token.
+    config_path = _write_config(
+        tmp_path / "run.yaml", input=str(tmp_path / "in"), output=str(tmp_path / "out")
+    )
+    stranger_home = tmp_path / "stranger"
+    stranger_home.mkdir()
+    result = _submit(ray_head, config_path, _clean_env(stranger_home, RAY_AUTH_MODE="token"))
+    assert result.returncode != 0, result.stdout
+    assert "Authentication" in result.stdout + result.stderr, result.stderr[-3000:]
+    assert len(ray_head.jobs_client().list_jobs()) == before
