@@ -9,6 +9,7 @@ uint8 `[T, S, S, 3]` crosses the object store and normalisation runs on the acce
 from __future__ import annotations
 
 import io
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ import torch
 from model.processing import FrameProcessor
 
 from .planning import ClipConfig, plan_clips
-from .records import VideoRef
+from .records import ClipPlan, VideoRef
 from .sampling import SamplingConfig
 from .schema import STATUS_DECODE_ERROR, STATUS_OK
 from .sources import SourceError, read_video
@@ -44,6 +45,19 @@ class VideoDecodeError(RuntimeError):
     """The bytes are not a decodable video; the message says why, for the error row."""
 
 
+_DECORD_PREFIX = re.compile(r"^\[\d{2}:\d{2}:\d{2}\] \S+:\d+: ")
+
+
+def _decord_reason(err: Exception) -> str:
+    """First line of a decord error without its `[HH:MM:SS] file.cc:NNN: ` prefix.
+
+    The timestamp would make the same failure a different `error` string every second, so
+    `GROUP BY error` over the output would not group; the C++ source path tells users nothing.
+    """
+    lines = str(err).strip().splitlines() or [type(err).__name__]
+    return _DECORD_PREFIX.sub("", lines[0])[:200]
+
+
 def open_video(data: bytes):
     """A decord `VideoReader` on in-memory bytes, or `VideoDecodeError` with the reason."""
     import decord
@@ -53,7 +67,7 @@ def open_video(data: bytes):
     try:
         reader = decord.VideoReader(io.BytesIO(data), ctx=decord.cpu(0), num_threads=1)
     except Exception as err:  # decord raises its own DECORDError and RuntimeError
-        raise VideoDecodeError(f"not a readable video: {str(err).splitlines()[0][:200]}") from err
+        raise VideoDecodeError(f"not a readable video: {_decord_reason(err)}") from err
     if len(reader) == 0:
         raise VideoDecodeError("video stream has no frames")
     return reader
@@ -66,8 +80,8 @@ def video_meta(reader) -> VideoMeta:
     )
 
 
-def read_frames(reader, indices: np.ndarray, processor: FrameProcessor | None) -> np.ndarray:
-    """uint8 `[T, S, S, 3]` frames at `indices`, resized as `processor` would (None: as is).
+def read_source_frames(reader, indices: np.ndarray) -> np.ndarray:
+    """uint8 `[T, H, W, 3]` frames at `indices`, at the source resolution.
 
     Repeated indices (short clips) are decoded once and repeated.
     """
@@ -75,12 +89,21 @@ def read_frames(reader, indices: np.ndarray, processor: FrameProcessor | None) -
     try:
         frames = reader.get_batch(unique.tolist()).asnumpy()  # [U, H, W, 3]
     except Exception as err:
-        raise VideoDecodeError(f"frames unreadable: {str(err).splitlines()[0][:200]}") from err
-    frames = frames[inverse]  # [T, H, W, 3]
+        raise VideoDecodeError(f"frames unreadable: {_decord_reason(err)}") from err
+    return frames[inverse]  # [T, H, W, 3]
+
+
+def resize_frames(frames: np.ndarray, processor: FrameProcessor | None) -> np.ndarray:
+    """uint8 `[T, S, S, 3]`, resized as the model's processor would (None: unchanged)."""
     if processor is None or frames.shape[1:3] == (processor.size, processor.size):
         return np.ascontiguousarray(frames)
     resized = processor.resize_uint8(torch.from_numpy(frames).permute(0, 3, 1, 2))
     return resized.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def read_frames(reader, indices: np.ndarray, processor: FrameProcessor | None) -> np.ndarray:
+    """uint8 `[T, S, S, 3]` frames at `indices`, resized as `processor` would (None: as is)."""
+    return resize_frames(read_source_frames(reader, indices), processor)
 
 
 @dataclass(frozen=True)
@@ -144,6 +167,13 @@ def _shot_cuts(data: bytes, meta: VideoMeta, clips: ClipConfig) -> list[float]:
     )
 
 
+def _decode_clip(reader, plan: ClipPlan, settings: DecodeSettings) -> tuple[np.ndarray, bytes]:
+    """Model-size frames of one clip and a thumbnail of its middle frame at source aspect."""
+    source = read_source_frames(reader, plan.frame_indices)  # [T, H, W, 3]
+    thumbnail = thumbnail_jpeg(source[len(source) // 2], settings.thumbnail_size)
+    return resize_frames(source, settings.processor), thumbnail
+
+
 def decode_video(ref: VideoRef, settings: DecodeSettings) -> list[dict[str, Any]]:
     """All clip rows of one video (frames at model size), or its one error row."""
     started = time.perf_counter()
@@ -155,7 +185,7 @@ def decode_video(ref: VideoRef, settings: DecodeSettings) -> list[dict[str, Any]
         plans = plan_clips(meta.num_frames, meta.fps, settings.clips, settings.sampling, cuts)
         if not plans:
             raise VideoDecodeError("video has no frames to sample")
-        frames = [read_frames(reader, plan.frame_indices, settings.processor) for plan in plans]
+        clips = [_decode_clip(reader, plan, settings) for plan in plans]
     except Exception as err:  # any failure of one video becomes its error row, never a crash
         known = isinstance(err, VideoDecodeError | SourceError)
         reason = str(err) if known else f"{type(err).__name__}: {err}"
@@ -163,7 +193,7 @@ def decode_video(ref: VideoRef, settings: DecodeSettings) -> list[dict[str, Any]
         return [error_row(ref, reason[:500], elapsed, settings.processor.size)]
     per_clip = (time.perf_counter() - started) / len(plans)
     rows = []
-    for plan, clip in zip(plans, frames, strict=True):
+    for plan, (clip, thumbnail) in zip(plans, clips, strict=True):
         rows.append(
             {
                 **_video_row(ref),
@@ -177,7 +207,7 @@ def decode_video(ref: VideoRef, settings: DecodeSettings) -> list[dict[str, Any]
                 "width": meta.width,
                 "height": meta.height,
                 "frames": clip,  # [T, S, S, 3] uint8
-                "thumbnail": thumbnail_jpeg(clip[len(clip) // 2], settings.thumbnail_size),
+                "thumbnail": thumbnail,
                 "status": STATUS_OK,
                 "error": None,
                 "decode_s": per_clip,

@@ -63,7 +63,7 @@ def build_dataset(
         fn_constructor_kwargs={"settings": annotate},
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=actors,
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=cpus_per_actor,
         num_gpus=gpus_per_actor,
     )

@@ -2,14 +2,16 @@
 
 Layout: `<output>/clips/run_date=YYYY-MM-DD/run_id=<id>/part-NNNNN.parquet` and
 `<output>/_runs/<run_id>.json`. Readers trust only files named by a commit record, so a run
-that died half way is invisible. Re-running a run id first withdraws its commit record and
-removes its files, so rows are never duplicated.
+that died half way is invisible. Re-running a run id writes new files (named by attempt),
+replaces the commit record, and only then removes the earlier attempt's files: rows are never
+duplicated, and a re-run that fails leaves the earlier committed output as it was.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -40,6 +42,7 @@ class RunWriter:
     run_date: date = field(default_factory=lambda: datetime.now(UTC).date())
     files: list[str] = field(default_factory=list)
     counts: Counter = field(default_factory=Counter)
+    attempt: str = field(default_factory=lambda: secrets.token_hex(4))
     _pending: list[pa.Table] = field(default_factory=list)
     _pending_rows: int = 0
 
@@ -53,15 +56,16 @@ class RunWriter:
         return strip_scheme(uri)
 
     def begin(self) -> None:
-        """Withdraw an earlier commit of this run id and remove its files (any run date)."""
-        record = self._path(commit_record_uri(self.output, self.run_id))
-        if self.fs.exists(record):
-            self.fs.rm(record)
-        pattern = self._path(join(self.output, CLIPS_DIR, "run_date=*", f"run_id={self.run_id}"))
-        for old in self.fs.glob(pattern):
-            self.fs.rm(old, recursive=True)
         if not is_remote(self.output):
             self.fs.makedirs(self._path(self.run_dir), exist_ok=True)
+
+    def _remove_other_attempts(self) -> None:
+        """Files of this run id (any run date) that the new commit record does not name."""
+        keep = {self._path(uri) for uri in self.files}
+        pattern = join(self.output, CLIPS_DIR, "run_date=*", f"run_id={self.run_id}", "*")
+        for old in self.fs.glob(self._path(pattern)):
+            if old.rstrip("/") not in keep and self.fs.isfile(old):
+                self.fs.rm(old)
 
     def write(self, table: pa.Table) -> None:
         table = table.select(CLIPS_SCHEMA.names).cast(CLIPS_SCHEMA)
@@ -75,13 +79,21 @@ class RunWriter:
         if not self._pending_rows:
             return
         table = pa.concat_tables(self._pending)
-        uri = join(self.run_dir, f"part-{len(self.files):05d}.parquet")
+        uri = join(self.run_dir, f"part-{self.attempt}-{len(self.files):05d}.parquet")
         buffer = io.BytesIO()
         pq.write_table(table, buffer, compression="zstd")
         with self.fs.open(self._path(uri), "wb") as fh:
             fh.write(buffer.getvalue())
         self.files.append(uri)
         self._pending, self._pending_rows = [], 0
+
+    def _write_atomically(self, path: str, text: str) -> None:
+        """An S3 PUT is atomic; a local file is written aside and renamed into place."""
+        target = path if is_remote(self.output) else f"{path}.{self.attempt}.tmp"
+        with self.fs.open(target, "w") as fh:
+            fh.write(text)
+        if target != path:
+            self.fs.mv(target, path)
 
     def commit(self, details: dict[str, Any]) -> str:
         """Flush the last file and write the commit record; returns the record's URI."""
@@ -98,8 +110,8 @@ class RunWriter:
         uri = commit_record_uri(self.output, self.run_id)
         if not is_remote(self.output):
             self.fs.makedirs(self._path(join(self.output, RUNS_DIR)), exist_ok=True)
-        with self.fs.open(self._path(uri), "w") as fh:
-            fh.write(json.dumps(record, indent=2, default=str))
+        self._write_atomically(self._path(uri), json.dumps(record, indent=2, default=str))
+        self._remove_other_attempts()
         return uri
 
 

@@ -313,5 +313,5 @@ def test_client_without_the_token_is_rejected(ray_head: Head, tmp_path: Path) ->
     stranger_home.mkdir()
     result = _submit(ray_head, config_path, _clean_env(stranger_home, RAY_AUTH_MODE="token"))
     assert result.returncode != 0, result.stdout
-    assert "Authentication" in result.stdout + result.stderr, result.stderr[-3000:]
+    assert "token authentication" in result.stdout + result.stderr, result.stderr[-3000:]
     assert len(ray_head.jobs_client().list_jobs()) == before
