@@ -56,7 +56,6 @@ from pipeline.sampling import uniform_indices
 CLIP_FRAMES = 48  # frames per rendered clip, as the evaluation videos
 RENDER_SIZE = 128  # rendered frame side, as the evaluation videos
 NUM_FRAMES = 8  # frames the model samples per clip
-IMAGE_SIZE = 64  # SigLIP input side
 TRAIN_SEED_OFFSET = 1_000  # training clips: make_clips(1000 + seed); never 12345 (evaluation)
 HELDOUT_SEED_OFFSET = 2_000  # held-out check at the end of training: make_clips(2000 + seed)
 TASKS = ("caption", "tags", "yesno")
@@ -87,11 +86,13 @@ class TrainConfig:
     vision_lr_mult: float = 1.0
     aux_weight: float = 1.0
     aux_until: float = 0.7
-    probe_steps: int = 1500
-    probe_lr: float = 2e-3
+    probe_steps: int = 2500
+    probe_lr: float = 1e-3
+    image_size: int = 64
+    patch_size: int = 16
 
 
-def toy_config_dict(vocab_size: int) -> dict:
+def toy_config_dict(vocab_size: int, image_size: int = 64, patch_size: int = 16) -> dict:
     """The published-format config.json body of the toy model.
 
     SigLIP 64px / patch 16 gives 16 patches per frame, 15 after the published `patch`
@@ -130,14 +131,16 @@ def toy_config_dict(vocab_size: int) -> dict:
             "intermediate_size": 384,
             "num_hidden_layers": 3,
             "num_attention_heads": 4,
-            "image_size": IMAGE_SIZE,
-            "patch_size": 16,
+            "image_size": image_size,
+            "patch_size": patch_size,
         },
         "clipnote": {"num_frames": NUM_FRAMES},
     }
 
 
-def build_model(seed: int, latent_init_std: float = 0.02) -> TinyLlavaVideo:
+def build_model(
+    seed: int, latent_init_std: float = 0.02, image_size: int = 64, patch_size: int = 16
+) -> TinyLlavaVideo:
     """A freshly initialised toy model with its trained tokenizer (init seeded).
 
     The resampler's latents start small instead of the published unit normal: with unit
@@ -146,7 +149,7 @@ def build_model(seed: int, latent_init_std: float = 0.02) -> TinyLlavaVideo:
     """
     tokenizer = build_tokenizer()
     torch.manual_seed(seed)
-    config = parse_config(toy_config_dict(vocab_size=len(tokenizer)))
+    config = parse_config(toy_config_dict(len(tokenizer), image_size, patch_size))
     model = TinyLlavaVideo(config, tokenizer)
     with torch.no_grad():
         model.connector.latents.normal_(0.0, latent_init_std)
@@ -221,7 +224,8 @@ def render_pool(
     clips: list[ToyClip], cfg: TrainConfig, processor: FrameProcessor, rng: np.random.Generator
 ) -> np.ndarray:
     """uint8 `[N, 8, 64, 64, 3]` model-input frames for every training clip (rendered once)."""
-    pool = np.zeros((len(clips), NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+    size = processor.size
+    pool = np.zeros((len(clips), NUM_FRAMES, size, size, 3), dtype=np.uint8)
     with tempfile.TemporaryDirectory() as tmp:
         for i, clip in enumerate(clips):
             frames = render_frames(clip.spec, sampled_indices(rng, cfg.frame_jitter), rng)
@@ -313,7 +317,8 @@ class AttributeProbe(torch.nn.Module):
 
     def __init__(self, num_queries: int, hidden: int) -> None:
         super().__init__()
-        self.head = torch.nn.Linear(num_queries * hidden, len(COLOURS) + len(SHAPES) + len(MOTIONS))
+        self.appearance = torch.nn.Linear(hidden, len(COLOURS) + len(SHAPES))
+        self.motion = torch.nn.Linear(num_queries * hidden, len(MOTIONS))
 
     def logits(self, video_embeds: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Per-attribute logits from the tokens as the LM's first RMSNorm will see them.
@@ -323,7 +328,9 @@ class AttributeProbe(torch.nn.Module):
         LM can pick up.
         """
         normed = video_embeds * torch.rsqrt(video_embeds.pow(2).mean(-1, keepdim=True) + 1e-6)
-        return self.head(normed.flatten(1)).split([len(COLOURS), len(SHAPES), len(MOTIONS)], 1)
+        colour, shape = self.appearance(normed.mean(1)).split([len(COLOURS), len(SHAPES)], 1)
+        motion = self.motion(normed.flatten(1) / normed.shape[1] ** 0.5)
+        return colour, shape, motion
 
     def loss(self, video_embeds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         parts = self.logits(video_embeds)
@@ -539,6 +546,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Path, TrainConfig]:
     parser.add_argument("--aux-weight", type=float, default=TrainConfig.aux_weight)
     parser.add_argument("--probe-steps", type=int, default=TrainConfig.probe_steps)
     parser.add_argument("--log-every", type=int, default=TrainConfig.log_every)
+    parser.add_argument("--probe-lr", type=float, default=TrainConfig.probe_lr)
+    parser.add_argument("--image-size", type=int, default=TrainConfig.image_size)
+    parser.add_argument("--patch-size", type=int, default=TrainConfig.patch_size)
     args = parser.parse_args(argv)
     cfg = TrainConfig(
         seed=args.seed,
@@ -552,6 +562,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Path, TrainConfig]:
         log_every=args.log_every,
         aux_weight=args.aux_weight,
         probe_steps=args.probe_steps,
+        probe_lr=args.probe_lr,
+        image_size=args.image_size,
+        patch_size=args.patch_size,
     )
     return args.out, cfg
 
@@ -561,7 +574,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(cfg.threads)
     started = time.time()
     print(f"config {json.dumps(asdict(cfg))}", flush=True)
-    model = build_model(cfg.seed, cfg.latent_init_std)
+    model = build_model(cfg.seed, cfg.latent_init_std, cfg.image_size, cfg.patch_size)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model {n_params / 1e6:.2f}M parameters, vocab {len(model.tokenizer)}", flush=True)
     clips = make_clips(TRAIN_SEED_OFFSET + cfg.seed, cfg.pool_size)
