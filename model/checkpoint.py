@@ -192,6 +192,7 @@ def save_checkpoint(model: nn.Module, out_dir: Path) -> Path:
     raw = config.to_dict()
     if model.tokenizer is not None:
         model.tokenizer.save_pretrained(str(out))
+        _portable_tokenizer_class(out / "tokenizer_config.json")
         raw["pad_token"] = model.tokenizer.pad_token
         raw["pad_token_id"] = model.tokenizer.pad_token_id
     (out / CONFIG_FILE).write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
@@ -199,6 +200,16 @@ def save_checkpoint(model: nn.Module, out_dir: Path) -> Path:
         json.dumps(model.processor.to_json_dict(), indent=2) + "\n"
     )
     return out
+
+
+def _portable_tokenizer_class(path: Path) -> None:
+    """transformers 5 names its generic fast tokenizer `TokenizersBackend`, which 4.x (the
+    version the published code runs on) does not know; `PreTrainedTokenizerFast` is the same
+    tokenizer under the name every version maps."""
+    settings = json.loads(path.read_text())
+    if settings.get("tokenizer_class") == "TokenizersBackend":
+        settings["tokenizer_class"] = "PreTrainedTokenizerFast"
+        path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 __all__ = [

@@ -516,19 +516,10 @@ def heldout_check(model: TinyLlavaVideo, cfg: TrainConfig) -> dict[str, float]:
 
 
 def save(model: TinyLlavaVideo, out: Path, dtype: str) -> Path:
-    """`save_checkpoint` in `dtype` (float16 halves the file; loading casts back).
-
-    The tokenizer class is pinned to `PreTrainedTokenizerFast`, a built-in name every
-    transformers version maps to its fast tokenizer (5.x writes its internal `TokenizersBackend`).
-    """
+    """`save_checkpoint` in `dtype` (float16 halves the file; loading casts back)."""
     model.to(getattr(torch, dtype))
     save_checkpoint(model, out)
     model.to(torch.float32)
-    path = out / "tokenizer_config.json"
-    raw = json.loads(path.read_text())
-    raw["tokenizer_class"] = "PreTrainedTokenizerFast"
-    raw.pop("auto_map", None)
-    path.write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
     return out
 
 

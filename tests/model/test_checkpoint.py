@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from model import CheckpointError, ConfigError, load_model
+from model import CheckpointError, ConfigError, load_model, save_checkpoint
 from tests.helpers import UPSTREAM, build_tiny_model
 
 VIDEOS = torch.randn(2, 3, 3, 56, 56, generator=torch.Generator().manual_seed(1))
@@ -209,3 +209,16 @@ def test_not_a_directory_is_a_clear_error(tmp_path):
         load_model(tmp_path / "nope", device="cpu")
     with pytest.raises(CheckpointError, match=r"no config\.json"):
         load_model(tmp_path, device="cpu")
+
+
+def test_saved_tokenizer_names_a_class_every_transformers_version_knows(tmp_path):
+    from model import load_tokenizer
+    from model.toy.tokenizer import build_tokenizer
+
+    model = build_tiny_model(seed=2)
+    model.tokenizer = build_tokenizer()
+    root = save_checkpoint(model, tmp_path / "toy-tokenizer")
+    settings = json.loads((root / "tokenizer_config.json").read_text())
+    assert settings["tokenizer_class"] == "PreTrainedTokenizerFast"
+    text = "a red circle moves from left to right"
+    assert load_tokenizer(root)(text).input_ids == model.tokenizer(text).input_ids
