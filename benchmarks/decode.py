@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from model.processing import FrameProcessor
-from pipeline.decode import open_video, read_frames, video_meta
+from pipeline.decode import open_video, read_frames, resize_frames, video_meta
 from pipeline.planning import ClipConfig, plan_clips
 from pipeline.sampling import SamplingConfig
 
@@ -81,7 +81,7 @@ def whole_clip_decode(path: Path) -> int:
         last = min(meta.num_frames, round(plan.end_s * meta.fps))
         every = reader.get_batch(list(range(first, last))).asnumpy()  # [N, H, W, 3]
         picked = every[plan.frame_indices - first]
-        PROCESSOR.resize_uint8(torch.from_numpy(np.ascontiguousarray(picked)).permute(0, 3, 1, 2))
+        resize_frames(np.ascontiguousarray(picked), PROCESSOR)
     return len(plans)
 
 

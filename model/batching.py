@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import torch
@@ -35,7 +36,13 @@ def pad_rows(rows: list[torch.Tensor], side: str) -> PromptBatch:
 
 def cache_kwarg_name(module: nn.Module) -> str:
     """transformers renamed `past_key_values` to `cache`; use whichever this version takes."""
-    params = inspect.signature(module.forward).parameters
+    return _cache_kwarg_for(type(module))
+
+
+@cache
+def _cache_kwarg_for(cls: type) -> str:
+    # Looked up once per class: `inspect.signature` is too slow for every decoding pass.
+    params = inspect.signature(cls.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
 
 

@@ -32,11 +32,15 @@ def default_cache_dir() -> Path:
     return Path(base) / "checkpoints"
 
 
-def s3_filesystem(endpoint_url: str | None = None) -> Any:
+def s3_filesystem(endpoint_url: str | None = None, region: str | None = None) -> Any:
     """s3fs with the standard AWS credential chain; `endpoint_url` for S3-compatible stores."""
     import s3fs
 
-    client_kwargs = {"endpoint_url": endpoint_url} if endpoint_url else {}
+    client_kwargs: dict[str, Any] = {}
+    if endpoint_url:
+        client_kwargs["endpoint_url"] = endpoint_url
+    if region:
+        client_kwargs["region_name"] = region
     return s3fs.S3FileSystem(client_kwargs=client_kwargs, skip_instance_cache=True)
 
 

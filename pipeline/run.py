@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .annotate import AnnotateSettings
+from .annotate import AnnotateSettings, fingerprint
 from .checkpoint_info import describe_checkpoint, resolve_model_source
 from .config import RunConfig
 from .decode import DecodeSettings, error_row
@@ -76,8 +76,6 @@ def stage_settings(config: RunConfig, run_id: str) -> tuple[DecodeSettings, Anno
 
 def _lost_videos_rows(refs: list[VideoRef], seen: set[str], settings: AnnotateSettings):
     """Error rows for listed videos that produced no row at all: nothing is lost silently."""
-    from .annotate import fingerprint
-
     rows = []
     for ref in refs:
         if ref.video_id in seen:

@@ -31,17 +31,12 @@ def filesystem(uri: str, options: StorageOptions | None = None) -> Any:
     """The fsspec filesystem serving `uri`."""
     import fsspec
 
+    from model.remote import s3_filesystem
+
     options = options or StorageOptions()
     if not is_remote(uri):
         return fsspec.filesystem("file")
-    import s3fs
-
-    client_kwargs: dict[str, Any] = {}
-    if options.endpoint_url:
-        client_kwargs["endpoint_url"] = options.endpoint_url
-    if options.region:
-        client_kwargs["region_name"] = options.region
-    return s3fs.S3FileSystem(client_kwargs=client_kwargs, skip_instance_cache=True)
+    return s3_filesystem(options.endpoint_url, options.region)
 
 
 def join(base: str, *parts: str) -> str:

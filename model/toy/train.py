@@ -50,7 +50,7 @@ from model.toy.world import (
     shape_centres,
     tags_for,
 )
-from pipeline.decode import open_video, read_frames
+from pipeline.decode import open_video, read_frames, resize_frames
 from pipeline.sampling import uniform_indices
 
 CLIP_FRAMES = 48  # frames per rendered clip, as the evaluation videos
@@ -212,12 +212,6 @@ def real_codec(frames: np.ndarray, processor: FrameProcessor, workdir: Path) -> 
     write_mp4(frames, path, fps=24)
     reader = open_video(path.read_bytes())
     return read_frames(reader, np.arange(len(frames)), processor)
-
-
-def resize_frames(frames: np.ndarray, processor: FrameProcessor) -> np.ndarray:
-    """uint8 `[T, 128, 128, 3]` -> uint8 `[T, 64, 64, 3]` exactly as `pipeline.decode` does."""
-    resized = processor.resize_uint8(torch.from_numpy(frames).permute(0, 3, 1, 2))
-    return resized.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def render_pool(
