@@ -32,11 +32,12 @@ N_CLIPS = 8
 
 pytestmark = pytest.mark.slow
 
-# The shipped checkpoint is under-trained (see model/toy/TRAINING.md: colour 100%, motion ~92%,
-# shape ~52%, yes/no not learned). These checks state the goal; drop the marker once a
-# checkpoint that meets model/toy/evaluate.py's thresholds is shipped.
-UNDERTRAINED = pytest.mark.xfail(
-    reason="shipped toy checkpoint misses the accuracy thresholds (TRAINING.md)", strict=True
+# Captions, tags and time order meet model/toy/evaluate.py's thresholds (TRAINING.md); the
+# yes/no taxonomy answers do not yet. This check states that goal; drop the marker once a
+# checkpoint meets it.
+YES_NO_UNDERTRAINED = pytest.mark.xfail(
+    reason="shipped toy checkpoint's yes/no answers miss the taxonomy threshold (TRAINING.md)",
+    strict=True,
 )
 
 
@@ -78,7 +79,6 @@ def test_batched_captions_equal_one_by_one(toy_model, clips):
     assert batched == single
 
 
-@UNDERTRAINED
 def test_batched_captions_match_truth(toy_model, clips):
     batched = toy_model.caption([c.frames for c in clips], CAPTION_PROMPT)
     truth = [c.truth.caption for c in clips]
@@ -86,7 +86,6 @@ def test_batched_captions_match_truth(toy_model, clips):
     assert len(misses) <= 1, misses
 
 
-@UNDERTRAINED
 def test_generated_tags_parse_to_truth(toy_model, clips):
     tags = toy_model.generate_tags([c.frames for c in clips], TAG_PROMPT)
     misses = [
@@ -95,7 +94,7 @@ def test_generated_tags_parse_to_truth(toy_model, clips):
     assert len(misses) <= 1, misses
 
 
-@UNDERTRAINED
+@YES_NO_UNDERTRAINED
 def test_taxonomy_scores_pick_the_true_tags(toy_model, clips):
     scores = toy_model.score_tags([c.frames for c in clips], list(TAXONOMY), TAXONOMY_QUESTION)
     assert scores.shape == (len(clips), len(TAXONOMY))

@@ -44,7 +44,7 @@ MAX_STILL_DRIFT = 0.03
 MASK_MAX_DIST = 80.0  # RGB distance to a colour prototype still counted as that colour
 
 CAPTION_RE = re.compile(
-    r"^a (red|green|blue|yellow) (circle|square|triangle) "
+    r"^a (red|green|blue|yellow) (circle|cross|triangle) "
     r"(moves from (left to right|right to left|top to bottom|bottom to top)|stays still)$"
 )
 ALL_COMBOS = list(itertools.product(COLOURS, SHAPES, MOTIONS))
@@ -195,7 +195,7 @@ def test_reversed_left_clip_looks_like_right_clip() -> None:
         frames = render_clip(spec, NUM_FRAMES, SIZE)
         assert_motion(frames, "green", "left")
         assert_motion(frames[::-1], "green", reverse_direction("left"))
-    up = render_clip(spec_for("blue", "square", "up"), NUM_FRAMES, SIZE)
+    up = render_clip(spec_for("blue", "cross", "up"), NUM_FRAMES, SIZE)
     assert_motion(up[::-1], "blue", "down")
 
 
@@ -212,7 +212,7 @@ def test_single_frame_depends_only_on_position_not_direction() -> None:
 
 
 def test_render_is_size_and_length_independent() -> None:
-    spec = spec_for("red", "square", "down", seed=2)
+    spec = spec_for("red", "cross", "down", seed=2)
     for num_frames, size in ((8, 64), (48, 128)):
         assert_motion(render_clip(spec, num_frames, size), "red", "down")
 
