@@ -110,6 +110,17 @@ class FrameProcessor:
         """
         if frames.shape[-2:] == (self.size, self.size):
             return frames.float()
+        if frames.dtype == torch.uint8 and frames.device.type == "cpu":
+            # torch's uint8 antialiased kernels: within one level of PIL, ~15x faster than
+            # going through float on the CPU (the decode stage's hot spot)
+            out = F.interpolate(
+                frames.contiguous(memory_format=torch.channels_last),
+                size=(self.size, self.size),
+                mode=self.resample,
+                antialias=True,
+                align_corners=False,
+            )
+            return out.float()
         out = F.interpolate(
             frames.float(),
             size=(self.size, self.size),

@@ -113,6 +113,7 @@ class PacketDecoder:
             [p.pts for p in self._packets], [p.is_keyframe for p in self._packets]
         )
         self.time_base = stream.time_base
+        self.width, self.height = self._codec.width, self._codec.height
         self.frames_decoded = 0  # frames the codec produced, asked for or not
 
     def frame_times_s(self) -> np.ndarray:

@@ -11,7 +11,7 @@ import decord
 import numpy as np
 import pytest
 
-from pipeline.decode import OpenedVideo, open_video, read_source_frames
+from pipeline.decode import OpenedVideo, open_video, read_source_frames, video_meta
 from pipeline.packet_decode import PacketDecoder, PacketIndex, PacketIndexError
 
 # --- the plan -------------------------------------------------------------------------------
@@ -121,6 +121,8 @@ def test_any_frame_can_be_asked_for_in_any_order(bframe_video):
 def test_decode_stage_uses_the_packet_decoder_and_repeats_short_clip_frames(bframe_video):
     video = open_video(bframe_video)
     assert video.packets is not None
+    meta = video_meta(video)
+    assert (meta.num_frames, meta.height, meta.width) == (96, 96, 128)
     frames = read_source_frames(video, np.array([3, 3, 60, 60]))
     expected = _decord_frames(bframe_video, [3, 60])
     np.testing.assert_array_equal(frames, expected[[0, 0, 1, 1]])
