@@ -142,6 +142,3 @@ class PacketDecoder:
             number = wanted.get(frame.pts)
             if number is not None and number not in out:
                 out[number] = frame.to_ndarray(format="rgb24")
-
-    def close(self) -> None:
-        self._container.close()
