@@ -11,7 +11,13 @@ import decord
 import numpy as np
 import pytest
 
-from pipeline.decode import OpenedVideo, open_video, read_source_frames, video_meta
+from pipeline.decode import (
+    OpenedVideo,
+    _packet_decoder,
+    open_video,
+    read_source_frames,
+    video_meta,
+)
 from pipeline.packet_decode import PacketDecoder, PacketIndex, PacketIndexError
 
 # --- the plan -------------------------------------------------------------------------------
@@ -167,3 +173,22 @@ def test_without_a_packet_decoder_decord_decodes_the_same_frames(bframe_video):
     np.testing.assert_array_equal(
         read_source_frames(fallback, indices), read_source_frames(video, indices)
     )
+
+
+def test_a_packet_index_that_disagrees_with_decord_is_not_used(bframe_video, tmp_path):
+    """Frame numbers must be decord's: a different frame count or timing means decord decodes."""
+    shorter = _write_h264(tmp_path / "shorter.mp4", _moving_texture(60), gop=48, bframes=3)
+    reader = decord.VideoReader(io.BytesIO(shorter), num_threads=1)
+    assert _packet_decoder(bframe_video, reader) is None
+    slower = tmp_path / "slower.mp4"
+    with av.open(str(slower), mode="w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(12))
+        stream.height, stream.width, stream.pix_fmt = 96, 128, "yuv420p"
+        for frame in _moving_texture(96):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    reader = decord.VideoReader(io.BytesIO(slower.read_bytes()), num_threads=1)
+    assert len(reader) == 96
+    assert _packet_decoder(bframe_video, reader) is None
+    same = decord.VideoReader(io.BytesIO(bframe_video), num_threads=1)
+    assert _packet_decoder(bframe_video, same) is not None
