@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
+import numpy as np
 import torch
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -79,3 +83,27 @@ def build_tiny_model(seed: int = 0, **config_kwargs: Any):
     randomise_(model, seed)
     model.language_model.tie_weights()
     return model.eval()
+
+
+def encode_frames(
+    frames: np.ndarray,
+    fps: int,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    container_format: str = "mp4",
+    options: dict[str, str] | None = None,
+) -> bytes:
+    """uint8 RGB frames `[T, H, W, 3]` encoded with any codec/container PyAV has, as bytes.
+
+    libx264 with yuv420p needs even sizes; `options` are the encoder's (e.g. GOP, B-frames).
+    """
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=Fraction(fps))
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = pix_fmt
+        stream.options = options or {}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    return buffer.getvalue()

@@ -398,7 +398,11 @@ def encode_for_training(
     model: TinyLlavaVideo, videos: torch.Tensor, connector: bool = True
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """`encode_video` split in two: video tokens `[B, Q, D]` (None without the connector)
-    and each frame's mean tower feature `[B, T, Dv]` for the frame-level probe."""
+    and each frame's mean tower feature `[B, T, Dv]` for the frame-level probe.
+
+    The tower is called here rather than through `encode_video`, whose slicing returns a
+    contiguous copy: the frame means would sum in another order, and the shipped run would
+    no longer reproduce bit for bit."""
     b, t = videos.shape[:2]
     feats = model.vision_tower(videos.flatten(0, 1))  # [B*T, P, Dv]
     frame_feats = feats.mean(1).reshape(b, t, -1)  # [B, T, Dv]
@@ -490,17 +494,24 @@ def pretrain_tower(
             )
 
 
+def heldout_frames(
+    model: TinyLlavaVideo, cfg: TrainConfig, indices: np.ndarray, rng: np.random.Generator
+) -> tuple[list[ToyClip], list[np.ndarray]]:
+    """The held-out clips (never trained on) and their frames `indices`, through the codec
+    imitation, at model size: uint8 `[len(indices), S, S, 3]` per clip."""
+    clips = make_clips(HELDOUT_SEED_OFFSET + cfg.seed, cfg.heldout_clips)
+    frames = [
+        resize_frames(fake_codec(render_frames(c.spec, indices, rng), rng), model.processor)
+        for c in clips
+    ]
+    return clips, frames
+
+
 def frame_shape_heldout(model: TinyLlavaVideo, probe: AttributeProbe, cfg: TrainConfig) -> float:
     """Per-frame shape accuracy of the stage-0 read-out on clips never trained on."""
-    rng = np.random.default_rng([cfg.seed, 5])
-    clips = make_clips(HELDOUT_SEED_OFFSET + cfg.seed, cfg.heldout_clips)
     index = uniform_indices(0, CLIP_FRAMES, NUM_FRAMES)[[NUM_FRAMES // 2]]
-    frames = np.stack(
-        [
-            resize_frames(fake_codec(render_frames(c.spec, index, rng), rng), model.processor)
-            for c in clips
-        ]
-    )  # [N, 1, S, S, 3]
+    clips, frames = heldout_frames(model, cfg, index, np.random.default_rng([cfg.seed, 5]))
+    frames = np.stack(frames)  # [N, 1, S, S, 3]
     labels = torch.tensor([attribute_labels(c) for c in clips])
     with torch.no_grad():
         _, frame_feats = encode_for_training(model, model.processor(frames), connector=False)
@@ -602,13 +613,8 @@ def heldout_check(model: TinyLlavaVideo, cfg: TrainConfig) -> dict[str, float]:
     """
     from model.toy.evaluate import score_taxonomy_accuracy
 
-    rng = np.random.default_rng([cfg.seed, 4])
-    clips = make_clips(HELDOUT_SEED_OFFSET + cfg.seed, cfg.heldout_clips)
     base = uniform_indices(0, CLIP_FRAMES, NUM_FRAMES)
-    frames = [
-        resize_frames(fake_codec(render_frames(c.spec, base, rng), rng), model.processor)
-        for c in clips
-    ]
+    clips, frames = heldout_frames(model, cfg, base, np.random.default_rng([cfg.seed, 4]))
     captions = model.caption(frames, CAPTION_PROMPT)
     tags = model.generate_tags(frames, TAG_PROMPT)
     scores = model.score_tags(frames, list(TAXONOMY), TAXONOMY_QUESTION)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import re
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -26,6 +25,7 @@ from pipeline.sampling import SamplingConfig, frame_range
 from pipeline.schema import STATUS_DECODE_ERROR, STATUS_OK
 from pipeline.sources import MISSING_VERSION, list_videos
 from pipeline.storage import StorageOptions
+from tests.helpers import encode_frames
 
 SIZE = 56  # the tiny model's input size
 T = 4
@@ -53,14 +53,7 @@ def _grey_ramp(num_frames: int, height: int, width: int) -> np.ndarray:
 
 
 def _encode(path: Path, frames: np.ndarray, fps: int, codec: str, pix_fmt: str) -> Path:
-    """Encode with any codec/pixel format PyAV has (libx264 needs even sizes for yuv420p)."""
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=Fraction(fps))
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = pix_fmt
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode(None))
+    path.write_bytes(encode_frames(frames, fps, codec, pix_fmt))
     return path
 
 

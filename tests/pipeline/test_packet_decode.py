@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import io
-from fractions import Fraction
-from pathlib import Path
 
-import av
 import decord
 import numpy as np
 import pytest
@@ -19,6 +16,7 @@ from pipeline.decode import (
     video_meta,
 )
 from pipeline.packet_decode import PacketDecoder, PacketIndex, PacketIndexError
+from tests.helpers import encode_frames
 
 # --- the plan -------------------------------------------------------------------------------
 
@@ -81,22 +79,14 @@ def _moving_texture(num_frames: int, height: int = 96, width: int = 128) -> np.n
     return np.stack([np.roll(texture, (i, 2 * i), axis=(0, 1)) for i in range(num_frames)])
 
 
-def _write_h264(path: Path, frames: np.ndarray, gop: int, bframes: int) -> bytes:
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(24))
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"g": str(gop), "bf": str(bframes), "crf": "20", "preset": "fast"}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode(None))
-    return path.read_bytes()
+def _h264(frames: np.ndarray, fps: int = 24, gop: int = 48, bframes: int = 3) -> bytes:
+    options = {"g": str(gop), "bf": str(bframes), "crf": "20", "preset": "fast"}
+    return encode_frames(frames, fps, options=options)
 
 
 @pytest.fixture(scope="module")
-def bframe_video(tmp_path_factory) -> bytes:
-    path = tmp_path_factory.mktemp("packets") / "bframes.mp4"
-    return _write_h264(path, _moving_texture(96), gop=48, bframes=3)
+def bframe_video() -> bytes:
+    return _h264(_moving_texture(96))
 
 
 def _decord_frames(data: bytes, indices: list[int]) -> np.ndarray:
@@ -150,14 +140,7 @@ def test_other_containers_and_codecs_give_the_frames_asked_for(container_format,
     gives up on MPEG-TS, which the packet decoder reads correctly.
     """
     source = _moving_texture(40, 64, 64)
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=container_format) as container:
-        stream = container.add_stream(codec, rate=Fraction(24))
-        stream.height, stream.width, stream.pix_fmt = 64, 64, "yuv420p"
-        for frame in source:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode(None))
-    video = open_video(buffer.getvalue())
+    video = open_video(encode_frames(source, 24, codec, container_format=container_format))
     assert video.packets is not None
     indices = np.array([0, 2, 20, 21, 39])
     got = read_source_frames(video, indices).astype(np.int32)  # [5, 64, 64, 3]
@@ -175,19 +158,13 @@ def test_without_a_packet_decoder_decord_decodes_the_same_frames(bframe_video):
     )
 
 
-def test_a_packet_index_that_disagrees_with_decord_is_not_used(bframe_video, tmp_path):
+def test_a_packet_index_that_disagrees_with_decord_is_not_used(bframe_video):
     """Frame numbers must be decord's: a different frame count or timing means decord decodes."""
-    shorter = _write_h264(tmp_path / "shorter.mp4", _moving_texture(60), gop=48, bframes=3)
+    shorter = _h264(_moving_texture(60))
     reader = decord.VideoReader(io.BytesIO(shorter), num_threads=1)
     assert _packet_decoder(bframe_video, reader) is None
-    slower = tmp_path / "slower.mp4"
-    with av.open(str(slower), mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(12))
-        stream.height, stream.width, stream.pix_fmt = 96, 128, "yuv420p"
-        for frame in _moving_texture(96):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode(None))
-    reader = decord.VideoReader(io.BytesIO(slower.read_bytes()), num_threads=1)
+    slower = encode_frames(_moving_texture(96), 12)
+    reader = decord.VideoReader(io.BytesIO(slower), num_threads=1)
     assert len(reader) == 96
     assert _packet_decoder(bframe_video, reader) is None
     same = decord.VideoReader(io.BytesIO(bframe_video), num_threads=1)
