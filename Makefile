@@ -1,8 +1,14 @@
-.PHONY: install test lint bench
+.PHONY: install lock test test-fast lint bench
+
+# The lock pins every dependency (for Python 3.10+ on any platform); refresh it after changing
+# pyproject.toml's dependencies: `make lock` (needs uv: `pip install uv`).
+lock:
+	uv pip compile pyproject.toml --all-extras --universal --python-version 3.10 \
+		-c requirements/pins.txt -o requirements/lock.txt --quiet
 
 install:
 	python -m pip install torch==2.13.0
-	python -m pip install -e ".[dev]"
+	python -m pip install -c requirements/lock.txt -e ".[test,dev]"
 
 test:
 	python -m pytest -q
