@@ -1,7 +1,9 @@
 """Cutting a video into clips: fixed windows, shots, or the whole video. Pure functions.
 
 Windows start every `stride_s` seconds and last `length_s`; the last window is cut at the
-end of the video and kept only if it is at least `min_length_s` long. Shots run from one
+end of the video and kept only if it is at least `min_length_s` long. `stride_s` follows
+`length_s` unless set (back-to-back windows): a stride longer than the window leaves part of
+every video uncaptioned, so it is refused unless `allow_gaps` says that is meant. Shots run from one
 detected cut to the next; a shot shorter than `min_length_s` joins its neighbour. A video
 shorter than `min_length_s` still gets one clip covering all of it, so no video is left
 without a row.
@@ -25,19 +27,37 @@ _EPS = 1e-6
 class ClipConfig:
     mode: Literal["window", "whole", "shots"] = "window"
     length_s: float = 10.0
-    stride_s: float = 10.0
+    stride_s: float | None = None
+    """None: equal to `length_s`, resolved when the config is made."""
     min_length_s: float = 1.0
     shot_threshold: float = 27.0
+    allow_gaps: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in ("window", "whole", "shots"):
             raise ValueError(f"clips.mode must be window, whole or shots, got {self.mode!r}")
         if self.shot_threshold <= 0:
             raise ValueError("clips.shot_threshold must be > 0")
-        if self.length_s <= 0 or self.stride_s <= 0:
-            raise ValueError("clips.length_s and clips.stride_s must be > 0")
+        if self.length_s <= 0:
+            raise ValueError("clips.length_s must be > 0")
+        if self.stride_s is None:
+            object.__setattr__(self, "stride_s", self.length_s)  # frozen: resolved once, here
+        if self.stride_s <= 0:
+            raise ValueError("clips.stride_s must be > 0")
+        if self.mode == "window" and self.stride_s > self.length_s + _EPS and not self.allow_gaps:
+            gap = self.stride_s - self.length_s
+            raise ValueError(
+                f"clips.stride_s {self.stride_s:g} > clips.length_s {self.length_s:g} leaves "
+                f"{gap:g} s of every {self.stride_s:g} s uncaptioned; leave stride_s unset for "
+                "back-to-back windows, or set clips.allow_gaps: true if gaps are meant"
+            )
         if self.min_length_s < 0 or self.min_length_s > self.length_s:
             raise ValueError("clips.min_length_s must be in [0, clips.length_s]")
+
+    @property
+    def step_s(self) -> float:
+        """Seconds between window starts (`stride_s`, resolved)."""
+        return float(self.stride_s if self.stride_s is not None else self.length_s)
 
 
 def shot_bounds(
@@ -77,7 +97,7 @@ def clip_bounds(
             bounds.append((start, end))
         if end >= duration_s - _EPS:
             break
-        start += config.stride_s
+        start += config.step_s
     return bounds or [(0.0, duration_s)]
 
 

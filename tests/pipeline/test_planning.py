@@ -25,7 +25,7 @@ def test_overlapping_windows_when_stride_is_shorter_than_length():
 
 
 def test_gaps_between_windows_when_stride_is_longer_than_length():
-    bounds = clip_bounds(10.0, ClipConfig(length_s=2.0, stride_s=3.0, min_length_s=1.0))
+    bounds = clip_bounds(10.0, ClipConfig(length_s=2.0, stride_s=3.0, min_length_s=1.0, allow_gaps=True))
     assert _approx(bounds) == [(0.0, 2.0), (3.0, 5.0), (6.0, 8.0), (9.0, 10.0)]
 
 
@@ -55,7 +55,7 @@ def test_empty_video_has_no_clips():
     [
         (240, 24.0, ClipConfig(length_s=2.0, stride_s=2.0)),
         (100, 30.0, ClipConfig(length_s=1.0, stride_s=0.5, min_length_s=0.5)),
-        (301, 29.97, ClipConfig(length_s=3.0, stride_s=4.0, min_length_s=1.0)),
+        (301, 29.97, ClipConfig(length_s=3.0, stride_s=4.0, min_length_s=1.0, allow_gaps=True)),
         (48, 24.0, ClipConfig(length_s=1.0, stride_s=1.0)),
         (7, 24.0, ClipConfig(length_s=10.0, stride_s=10.0)),  # shorter than one clip
         (90, 25.0, ClipConfig(mode="whole")),
