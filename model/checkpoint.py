@@ -28,6 +28,8 @@ SAFETENSORS_FILE = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 BIN_FILE = "pytorch_model.bin"
 BIN_INDEX = "pytorch_model.bin.index.json"
+TOY_CHECKPOINT_DIR = Path(__file__).resolve().parent / "toy" / "checkpoint"
+"""The toy checkpoint shipped inside the package (the embedded default model, `source: toy`)."""
 
 # Published name prefix -> this package's module prefix. SigLIP weights come nested under
 # `vision_model.` (transformers 4.x) or flat (5.x); both map to the same canonical name.

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.checkpoint import TOY_CHECKPOINT_DIR
 from model.configuration import parse_config
 from model.processing import FrameProcessor
 
@@ -26,9 +27,7 @@ class CheckpointInfo:
 
 def toy_checkpoint_dir() -> Path:
     """The toy checkpoint shipped inside the package (the embedded default model)."""
-    import model.toy
-
-    return Path(model.toy.__file__).parent / "checkpoint"
+    return TOY_CHECKPOINT_DIR
 
 
 def resolve_model_source(source: str) -> str:

@@ -16,7 +16,7 @@ import torch
 
 from model import load_model, parse_config
 from model.prompts import CAPTION_PROMPT, TAG_PROMPT, TAXONOMY_QUESTION
-from model.toy.evaluate import (
+from jobs.toy.evaluate import (
     EvalClip,
     caption_motion,
     model_num_frames,
@@ -32,7 +32,7 @@ N_CLIPS = 8
 
 pytestmark = pytest.mark.slow
 
-# Captions, tags and time order meet model/toy/evaluate.py's thresholds (TRAINING.md); the
+# Captions, tags and time order meet jobs/toy/evaluate.py's thresholds (TRAINING.md); the
 # yes/no taxonomy answers do not yet. This check states that goal; drop the marker once a
 # checkpoint meets it.
 YES_NO_UNDERTRAINED = pytest.mark.xfail(

@@ -1,6 +1,6 @@
 """Train a tiny TinyLLaVA-Video on the toy world, on the CPU, and save it as a checkpoint.
 
-    python -m model.toy.train --out model/toy/checkpoint --seed 0
+    python -m jobs.toy.train --out model/toy/checkpoint --seed 0
 
 The model is the published architecture at toy scale (SigLIP tower -> group resampler -> Qwen2
 LM, byte-level BPE tokenizer), saved with `save_checkpoint` so `load_model` reads it exactly as
@@ -608,10 +608,10 @@ def train(model: TinyLlavaVideo, clips: list[ToyClip], pool: np.ndarray, cfg: Tr
 def heldout_check(model: TinyLlavaVideo, cfg: TrainConfig) -> dict[str, float]:
     """Caption/tag exact match and yes/no accuracy on fresh clips (fake codec, no MP4).
 
-    The full MP4 evaluation is `model.toy.evaluate`; this is the quick look at the end of
+    The full MP4 evaluation is `jobs.toy.evaluate`; this is the quick look at the end of
     training that goes into the log.
     """
-    from model.toy.evaluate import score_taxonomy_accuracy
+    from jobs.toy.evaluate import score_taxonomy_accuracy
 
     base = uniform_indices(0, CLIP_FRAMES, NUM_FRAMES)
     clips, frames = heldout_frames(model, cfg, base, np.random.default_rng([cfg.seed, 4]))

@@ -1,6 +1,6 @@
 """Judge a toy checkpoint end to end: MP4 -> decode -> frame sampling -> model -> answers.
 
-    python -m model.toy.evaluate --checkpoint model/toy/checkpoint --seed 12345 --n 200
+    python -m jobs.toy.evaluate --checkpoint model/toy/checkpoint --seed 12345 --n 200
 
 Fresh clips (a seed training never used) are written as H.264 MP4, read back with the
 pipeline's own decode and uniform frame sampling, and asked the user-facing prompts. Reported:
