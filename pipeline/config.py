@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from model.prompts import CAPTION_PROMPT, TAG_PROMPT, TAXONOMY_QUESTION
 
+from .locations import normalize_location
 from .planning import ClipConfig
 from .sampling import SamplingConfig
 from .storage import StorageOptions
@@ -46,6 +47,11 @@ class ModelSettings(_Strict):
     batch_size: int = Field(8, ge=1, le=1024)
     max_new_tokens: int = Field(64, ge=1, le=4096)
     tag_max_new_tokens: int = Field(32, ge=1, le=1024)
+
+    @field_validator("source")
+    @classmethod
+    def _location(cls, value: str) -> str:
+        return value.strip() if value.strip() == TOY_MODEL else normalize_location(value)
 
 
 class PromptSettings(_Strict):
@@ -91,10 +97,8 @@ class RunConfig(_Strict):
 
     @field_validator("input", "output")
     @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value.strip()
+    def _location(cls, value: str) -> str:
+        return normalize_location(value)
 
 
 # Let pydantic validate the pure dataclasses strictly too (unknown keys are errors).
@@ -138,7 +142,7 @@ def _describe(err: ValidationError) -> str:
     lines = []
     for problem in err.errors():
         where = ".".join(str(part) for part in problem["loc"]) or "config"
-        lines.append(f"{where}: {problem['msg']}")
+        lines.append(f"{where}: {problem['msg'].removeprefix('Value error, ')}")
     return "invalid config:\n  " + "\n  ".join(lines)
 
 

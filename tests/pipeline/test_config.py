@@ -29,7 +29,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_minimal_config_gets_the_documented_defaults():
     config = build_config(dict(BASE))
     assert isinstance(config, RunConfig)
-    assert config.input == "s3://videos/2026-01-01/" and config.output == "s3://captions/runs"
+    assert config.input == "s3://videos/2026-01-01" and config.output == "s3://captions/runs"
     assert config.model.source == TOY_MODEL
     assert isinstance(config.clips, ClipConfig) and config.clips.mode == "window"
     assert isinstance(config.sampling, SamplingConfig) and config.sampling.num_frames is None
@@ -244,3 +244,60 @@ def test_config_is_frozen_and_round_trips_through_json():
         config.input = "elsewhere"  # type: ignore[misc]
     again = build_config(config.model_dump(mode="json"))
     assert again == config
+
+
+def test_relative_and_home_paths_become_absolute_once(tmp_path, monkeypatch):
+    """Caught: a relative output reaching the sink (whose clean-up then deleted the run's own
+    file) and ids that change with the working directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", "/home/someone")
+    config = build_config(
+        {"input": "videos/", "output": "file://out", "model": {"source": "~/ckpt"}}
+    )
+    assert config.input == f"{tmp_path}/videos"
+    assert config.output == f"{tmp_path}/out"
+    assert config.model.source == "/home/someone/ckpt"
+
+
+def test_remote_locations_are_scheme_qualified_without_trailing_slash():
+    config = build_config({"input": "S3://bucket/videos/", "output": "s3://bucket"})
+    assert (config.input, config.output, config.model.source) == (
+        "s3://bucket/videos", "s3://bucket", "toy",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("gs://bucket/x", "input: unsupported scheme 'gs://'"),
+        ("s3:///key", "input: 's3:///key' names no bucket"),
+        ("   ", "input: must not be empty"),
+    ],
+)
+def test_unusable_locations_name_the_field(value, message):
+    with pytest.raises(ConfigError) as err:
+        build_config({"input": value, "output": "o"})
+    assert message in str(err.value)
+
+
+def test_stride_follows_length_unless_set():
+    """Caught: `--set clips.length_s=4` kept the default 10 s stride (60% never captioned)."""
+    config = build_config(dict(BASE), parse_overrides(["clips.length_s=4"]))
+    assert (config.clips.length_s, config.clips.stride_s) == (4.0, 4.0)
+    overlapping = build_config(
+        dict(BASE), parse_overrides(["clips.length_s=4", "clips.stride_s=2"])
+    )
+    assert overlapping.clips.stride_s == 2.0
+
+
+def test_stride_leaving_gaps_must_be_asked_for():
+    with pytest.raises(ConfigError) as err:
+        build_config(dict(BASE), parse_overrides(["clips.length_s=4", "clips.stride_s=10"]))
+    assert "clips.stride_s 10 > clips.length_s 4 leaves 6 s of every 10 s uncaptioned" in str(
+        err.value
+    )
+    gaps = build_config(
+        dict(BASE),
+        parse_overrides(["clips.length_s=4", "clips.stride_s=10", "clips.allow_gaps=true"]),
+    )
+    assert gaps.clips.stride_s == 10.0
