@@ -1,0 +1,436 @@
+"""The one reading path: which files are committed, and each clip's latest annotation, once.
+
+Everything that reads clipnote output (the `read_committed` helper, nightly's "what is done",
+`clipnote retry`, the `clipnote query` views) goes through this module, so crashes, resumed
+runs, retries and re-runs look the same to every reader.
+
+Public API
+----------
+Commit layout (written by `pipeline.sink`, trusted here):
+    `<output>/clips/run_date=D/run_id=R/part-*.parquet`  data files (written by workers)
+    `<output>/_runs/R/<attempt>/chunk-NNNNNN.json`        chunk record: files committed together
+    `<output>/_runs/R.json`                              run record, written when an attempt
+                                                         ends: its live attempts, the retired
+                                                         ones, every live file, counts, config
+    `<output>/_runs/R/_lease/NNNNNNNN.json`              writer lease (never read here)
+    A file is committed iff a visible record names it; files nobody names are invisible.
+
+`snapshot(output, options) -> Snapshot`        the committed state: visible files and records
+`committed_files(output, options) -> list[str]` visible data files (URIs as written)
+`iter_latest(output, options, columns=None) -> Iterator[pa.RecordBatch]`   the `clips` view
+`read_latest(output, options, columns=None) -> pa.Table`                   same, collected
+`iter_all(output, options) -> Iterator[pa.RecordBatch]`    the `clips_all` view (history)
+`read_all(output, options) -> pa.Table`
+`runs_table(output, options) -> pa.Table`      the `runs` view: one row per visible commit
+`latest_positions(keys: pa.Table) -> np.ndarray`  pure: which key rows are "latest"
+`views_sql(files) -> list[str]`               DuckDB `CREATE VIEW` statements (clips_all, clips)
+`CLIPS_VIEW_SQL`                               the `clips` rule as SQL over a `clips_all` view
+`register_views(con, output, options)`          create `clips_all`, `clips`, `runs` in a DuckDB
+                                               connection (S3 through an fsspec filesystem, no
+                                               DuckDB extension needed)
+
+Clip identity and the "latest" rule
+-----------------------------------
+A clip is `(video_uri, clip_index)`: the URI as listed (`shard.tar#member` for tar members),
+not `video_id`, so a video replaced under the same URI (new size/ETag) supersedes its old
+clips. `clip_index = -1` is the one row of a video that could not be decoded as a whole.
+
+Each row's `fingerprint` is `<work key>:<clip_index>`; the work key hashes everything the
+annotation depended on (video identity, model weights, prompts, clip and sampling settings,
+token limits, dtype: `pipeline.annotate.work_key`). Rows are ordered by `created_at`, newest
+first (`run_id` breaks ties): runs of one output are sequential (a lease refuses a second writer
+of a run), and a re-run's rows are always created after the rows it replaces.
+
+For each video_uri, its newest row decides the *work key* W and the *kind* (video-level error
+row, or clip rows). The video's rows in `clips` are the newest row of each clip_index among its
+rows with work key W and that kind. Consequences:
+- retrying one failed clip of a multi-clip video writes only that clip; it replaces the failed
+  row and the other clips stay as they were (same W, same kind);
+- a video-level decode error followed by a successful run: the clip rows are newer, the `-1`
+  row is dropped; a success followed by a decode error (say the object became unreadable)
+  shows just the error row;
+- a video whose clip count changed (new clip settings, model or prompts: a new W, always
+  written as a whole video) shows only the new clips, never stale indices from the old plan;
+- a crash that committed some chunks and a re-run that redid some of their videos: each clip
+  appears once, the newest.
+Writers keep the invariant this needs: every committed attempt of a video is complete (all its
+clips, or the clips being retried, or its error row): `pipeline.sink` commits a file only once
+every video with rows in it is complete.
+
+Readers never see a half-written run (files without a record are invisible), and a re-run
+removes files it retired only after a grace period, so a reader that listed them can still
+read them; `read_latest` / `read_all` start over from a fresh snapshot if a file vanished
+anyway (a reader slower than the grace period).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .schema import CLIPS_SCHEMA
+from .storage import StorageOptions, filesystem, is_remote, join, strip_scheme
+
+RUNS_DIR = "_runs"
+CLIPS_DIR = "clips"
+LEASE_DIR = "_lease"
+CHUNK_PREFIX = "chunk-"
+KEY_COLUMNS = ("video_uri", "clip_index", "fingerprint", "created_at", "run_id")
+_RESTARTS = 3
+
+
+def run_record_uri(output: str, run_id: str) -> str:
+    return join(output, RUNS_DIR, f"{run_id}.json")
+
+
+def chunk_record_uri(output: str, run_id: str, attempt: str, seq: int) -> str:
+    return join(output, RUNS_DIR, run_id, attempt, f"{CHUNK_PREFIX}{seq:06d}.json")
+
+
+def work_key_of(fingerprint: str | None) -> str:
+    """The work key part of a `<work key>:<clip_index>` fingerprint."""
+    return (fingerprint or "").split(":", 1)[0]
+
+
+@dataclass
+class Snapshot:
+    """The committed state of an output at one moment: what readers may see."""
+
+    output: str
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """run_id -> run record (attempts that ended)."""
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    """Visible chunk records of attempts no run record covers yet (running or crashed)."""
+
+    def commits(self) -> list[dict[str, Any]]:
+        """Every visible commit (run records and loose chunks), oldest first."""
+        items = [dict(r, kind="run") for r in self.runs.values()]
+        items += [dict(c, kind="chunk") for c in self.chunks]
+        return sorted(items, key=lambda r: (r.get("committed_at", ""), r["run_id"]))
+
+    @property
+    def files(self) -> list[str]:
+        """Visible data files, in commit order, each once."""
+        seen: dict[str, None] = {}
+        for commit in self.commits():
+            for uri in commit.get("files", []):
+                seen.setdefault(uri, None)
+        return list(seen)
+
+
+def _read_json(fs: Any, path: str) -> dict[str, Any] | None:
+    try:
+        with fs.open(path, "r") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return None  # removed between listing and reading: a retired record
+
+
+def _list_records(fs: Any, runs_dir: str) -> list[str]:
+    """Every `.json` under `_runs/` (one paginated LIST on S3), leases excluded."""
+    try:
+        found = fs.find(runs_dir)
+    except FileNotFoundError:
+        return []
+    return sorted(
+        p for p in found if p.endswith(".json") and f"/{LEASE_DIR}/" not in p and ".tmp" not in p
+    )
+
+
+def snapshot(output: str, options: StorageOptions | None = None) -> Snapshot:
+    """Resolve what is committed under `output` now."""
+    fs = filesystem(output, options)
+    runs_dir = strip_scheme(join(output, RUNS_DIR))
+    if hasattr(fs, "invalidate_cache"):
+        fs.invalidate_cache()
+    paths = _list_records(fs, runs_dir)
+    snap = Snapshot(output)
+    chunk_paths: list[tuple[str, str, str]] = []
+    for path in paths:
+        rel = posixpath.relpath(path, runs_dir)
+        parts = rel.split("/")
+        if len(parts) == 1:
+            record = _read_json(fs, path)
+            if record is not None:
+                snap.runs[record["run_id"]] = record
+        elif len(parts) == 3 and parts[2].startswith(CHUNK_PREFIX):
+            chunk_paths.append((parts[0], parts[1], path))
+    for run_id, attempt, path in chunk_paths:
+        run = snap.runs.get(run_id, {})
+        if attempt in run.get("attempts", ()) or attempt in run.get("retired", {}):
+            continue  # covered by the run record, or withdrawn by a later attempt
+        record = _read_json(fs, path)
+        if record is not None:
+            snap.chunks.append(record)
+    return snap
+
+
+def committed_files(output: str, options: StorageOptions | None = None) -> list[str]:
+    return snapshot(output, options).files
+
+
+# -- the "latest" rule, pure --------------------------------------------------------------
+
+
+def latest_positions(keys: pa.Table) -> np.ndarray:
+    """Positions (ascending) of the rows of `keys` that `clips` shows.
+
+    `keys` holds at least `KEY_COLUMNS`; see the module docstring for the rule.
+    """
+    n = keys.num_rows
+    if n == 0:
+        return np.zeros(0, np.int64)
+    parts = pc.split_pattern(keys["fingerprint"].fill_null(""), ":", max_splits=1)
+    work = pc.list_element(parts, 0)
+    video_error = pc.less(keys["clip_index"], 0)
+    table = pa.table(
+        {
+            "uri": keys["video_uri"],
+            "clip": keys["clip_index"],
+            "at": keys["created_at"],
+            "run": keys["run_id"].fill_null(""),
+            "work": work,
+            "verr": video_error,
+            "pos": pa.array(np.arange(n, dtype=np.int64)),
+        }
+    )
+    newest_first = [("at", "descending"), ("run", "descending"), ("clip", "descending")]
+    table = table.take(pc.sort_indices(table, [("uri", "ascending"), *newest_first]))
+    uri = table["uri"].to_numpy(zero_copy_only=False)
+    starts = np.ones(n, bool)
+    starts[1:] = uri[1:] != uri[:-1]
+    head = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+    work_np = table["work"].to_numpy(zero_copy_only=False)
+    verr_np = table["verr"].to_numpy(zero_copy_only=False)
+    same_attempt_kind = (work_np == work_np[head]) & (verr_np == verr_np[head])
+    candidates = table.filter(pa.array(same_attempt_kind))
+    firsts = candidates.group_by(["uri", "clip"], use_threads=False).aggregate([("pos", "first")])
+    return np.sort(firsts["pos_first"].to_numpy())
+
+
+# -- streaming readers --------------------------------------------------------------------
+
+
+class _Vanished(Exception):
+    """A committed file disappeared while reading (retired and removed by a later run)."""
+
+
+def _open_parquet(fs: Any, uri: str, columns: Sequence[str] | None) -> pa.Table:
+    try:
+        with fs.open(strip_scheme(uri), "rb") as fh:
+            return pq.read_table(fh, columns=list(columns) if columns else None)
+    except FileNotFoundError as err:
+        raise _Vanished(uri) from err
+
+
+def _iter_latest_once(
+    output: str, options: StorageOptions | None, columns: Sequence[str] | None
+) -> Iterator[pa.RecordBatch]:
+    fs = filesystem(output, options)
+    files = snapshot(output, options).files
+    keys, owners = [], []
+    for index, uri in enumerate(files):
+        part = _open_parquet(fs, uri, KEY_COLUMNS)
+        keys.append(part)
+        owners.append(np.full(part.num_rows, index, np.int64))
+    if not keys:
+        return
+    key_table = pa.concat_tables(keys)
+    starts = np.cumsum([0] + [t.num_rows for t in keys])
+    winners = latest_positions(key_table)
+    del keys, key_table
+    by_file = np.concatenate(owners)[winners] if len(winners) else np.zeros(0, np.int64)
+    for index, uri in enumerate(files):
+        rows = winners[by_file == index] - starts[index]
+        if not len(rows):
+            continue
+        table = _open_parquet(fs, uri, columns).take(pa.array(rows))
+        yield from _conformed(table, columns).to_batches()
+
+
+def _conformed(table: pa.Table, columns: Sequence[str] | None) -> pa.Table:
+    if columns:
+        return table
+    return table.select(CLIPS_SCHEMA.names).cast(CLIPS_SCHEMA)
+
+
+def iter_latest(
+    output: str, options: StorageOptions | None = None, columns: Sequence[str] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """The `clips` view, file by file: each clip's latest committed row, once.
+
+    Memory: the key columns of every committed row (pass 1), then one file at a time.
+    """
+    yield from _iter_latest_once(output, options, columns)
+
+
+def _collect(make, restarts: int = _RESTARTS) -> list[pa.RecordBatch]:
+    for attempt in range(restarts + 1):
+        try:
+            return list(make())
+        except _Vanished:
+            if attempt == restarts:
+                raise
+    return []
+
+
+def read_latest(
+    output: str, options: StorageOptions | None = None, columns: Sequence[str] | None = None
+) -> pa.Table:
+    """`iter_latest` collected; starts over from a fresh snapshot if a file vanished."""
+    batches = _collect(lambda: _iter_latest_once(output, options, columns))
+    if batches:
+        return pa.Table.from_batches(batches)
+    schema = pa.schema([CLIPS_SCHEMA.field(c) for c in columns]) if columns else CLIPS_SCHEMA
+    return schema.empty_table()
+
+
+def _iter_all_once(
+    output: str, options: StorageOptions | None, columns: Sequence[str] | None
+) -> Iterator[pa.RecordBatch]:
+    fs = filesystem(output, options)
+    for uri in snapshot(output, options).files:
+        yield from _conformed(_open_parquet(fs, uri, columns), columns).to_batches()
+
+
+def iter_all(
+    output: str, options: StorageOptions | None = None, columns: Sequence[str] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """The `clips_all` view, file by file: every committed row with its run (history)."""
+    yield from _iter_all_once(output, options, columns)
+
+
+def read_all(
+    output: str, options: StorageOptions | None = None, columns: Sequence[str] | None = None
+) -> pa.Table:
+    batches = _collect(lambda: _iter_all_once(output, options, columns))
+    if batches:
+        return pa.Table.from_batches(batches)
+    schema = pa.schema([CLIPS_SCHEMA.field(c) for c in columns]) if columns else CLIPS_SCHEMA
+    return schema.empty_table()
+
+
+RUNS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("kind", pa.string()),  # "run": an attempt ended; "chunk": running or crashed
+        ("attempt", pa.string()),
+        ("run_date", pa.string()),
+        ("committed_at", pa.string()),
+        ("files", pa.int64()),
+        ("rows", pa.int64()),
+        ("videos", pa.int64()),
+        ("counts", pa.string()),  # JSON object status -> rows
+        ("seconds", pa.float64()),
+        ("record", pa.string()),  # the whole record as JSON (config, timings, ...)
+    ]
+)
+
+
+def runs_table(output: str, options: StorageOptions | None = None) -> pa.Table:
+    """The `runs` view: one row per visible commit record, oldest first."""
+    return runs_table_from(snapshot(output, options))
+
+
+# -- the same rule in SQL (DuckDB) --------------------------------------------------------
+
+CLIPS_VIEW_SQL = """
+CREATE OR REPLACE VIEW clips AS
+WITH keyed AS (
+    SELECT *,
+        split_part(coalesce(fingerprint, ''), ':', 1) AS _work,
+        clip_index < 0 AS _video_error
+    FROM clips_all
+), ranked AS (
+    SELECT *,
+        first_value(_work) OVER newest_of_video AS _latest_work,
+        first_value(_video_error) OVER newest_of_video AS _latest_video_error
+    FROM keyed
+    WINDOW newest_of_video AS (
+        PARTITION BY video_uri
+        ORDER BY created_at DESC, coalesce(run_id, '') DESC, clip_index DESC
+    )
+), candidates AS (
+    SELECT * FROM ranked
+    WHERE _work = _latest_work AND _video_error = _latest_video_error
+), numbered AS (
+    SELECT *,
+        row_number() OVER (
+            PARTITION BY video_uri, clip_index
+            ORDER BY created_at DESC, coalesce(run_id, '') DESC
+        ) AS _rank
+    FROM candidates
+)
+SELECT * EXCLUDE (_work, _video_error, _latest_work, _latest_video_error, _rank)
+FROM numbered WHERE _rank = 1
+"""
+"""`clips` over a `clips_all` view: the same rule as `latest_positions`."""
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def views_sql(files: Sequence[str]) -> list[str]:
+    """`CREATE VIEW` statements for `clips_all` and `clips` over these committed files.
+
+    Paths are used as given (`s3://...` needs an fsspec filesystem registered with DuckDB,
+    see `register_views`). Hive partitioning is off: the data's own `run_id` column is the
+    truth (DuckDB would otherwise overwrite it with the `run_id=` folder name). With no
+    files, `clips_all` reads `_clipnote_empty`, an empty table of the schema the caller
+    registers (`register_views` does).
+    """
+    if files:
+        listed = ", ".join(_sql_string(f) for f in files)
+        names = ", ".join(f'"{name}"' for name in CLIPS_SCHEMA.names)
+        source = f"SELECT {names} FROM read_parquet([{listed}], hive_partitioning = false)"
+    else:
+        source = "SELECT * FROM _clipnote_empty"
+    return [f"CREATE OR REPLACE VIEW clips_all AS {source}", CLIPS_VIEW_SQL]
+
+
+def register_views(con: Any, output: str, options: StorageOptions | None = None) -> Snapshot:
+    """Create `clips_all`, `clips` and `runs` in DuckDB connection `con` for `output`.
+
+    For `s3://` outputs the s3fs filesystem is registered with DuckDB (fsspec), so no DuckDB
+    extension is needed. Returns the snapshot the views were built from (a view is a
+    snapshot: call again to see later commits).
+    """
+    snap = snapshot(output, options)
+    if is_remote(output):
+        con.register_filesystem(filesystem(output, options))
+    con.register("_clipnote_empty", CLIPS_SCHEMA.empty_table())
+    con.register("_clipnote_runs", runs_table_from(snap))
+    for statement in views_sql(snap.files):
+        con.execute(statement)
+    con.execute("CREATE OR REPLACE VIEW runs AS SELECT * FROM _clipnote_runs")
+    return snap
+
+
+def runs_table_from(snap: Snapshot) -> pa.Table:
+    rows = []
+    for commit in snap.commits():
+        rows.append(
+            {
+                "run_id": commit["run_id"],
+                "kind": commit["kind"],
+                "attempt": commit.get("attempt") or ",".join(commit.get("attempts", [])),
+                "run_date": commit.get("run_date"),
+                "committed_at": commit.get("committed_at"),
+                "files": len(commit.get("files", [])),
+                "rows": commit.get("rows"),
+                "videos": commit.get("videos"),
+                "counts": json.dumps(commit.get("counts", {}), sort_keys=True),
+                "seconds": commit.get("seconds"),
+                "record": json.dumps(commit, default=str, sort_keys=True),
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=RUNS_SCHEMA)
