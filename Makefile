@@ -13,6 +13,10 @@ install:
 test:
 	python -m pytest -q
 
+# Everything but the tests marked slow (Ray pipelines, CLI and job subprocesses): under 2 minutes.
+test-fast:
+	python -m pytest -q -m "not slow"
+
 lint:
 	ruff check . && ruff format --check .
 

@@ -1,8 +1,17 @@
-"""Shared fixtures: real servers on loopback and tiny checkpoints in the published format."""
+"""Shared fixtures: real servers on loopback, tiny checkpoints, and the loopback-only guard.
+
+Network: pytest-socket (`--allow-hosts` in pyproject's addopts) makes `socket.connect` to any
+address but loopback raise in the test process; `_loopback_only` below also fails the test
+when code under test catches that error and carries on (an error row, a retry loop), so a
+test that reaches for the real AWS can never pass. Ray's workers are subprocesses and are not
+guarded; every endpoint they are given comes from these fixtures (loopback).
+"""
 
 from __future__ import annotations
 
+import os
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +20,11 @@ import pytest
 
 from tests.helpers import build_tiny_model
 
+# Ray must not phone home from the processes it starts (they inherit the environment).
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -18,9 +32,56 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+class BlockedConnections(list):
+    """Non-loopback connection attempts seen during one test (messages of the errors raised)."""
+
+    def expect(self) -> list[str]:
+        """Take the attempts so far as expected (for tests that probe the guard itself)."""
+        seen = list(self)
+        self.clear()
+        return seen
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(request: pytest.FixtureRequest) -> Iterator[BlockedConnections]:
+    """Fail the test if anything tried to connect beyond loopback, even if it caught the error."""
+    from pytest_socket import SocketConnectBlockedError
+
+    guarded = socket.socket.connect
+    if guarded.__name__ != "guarded_connect":  # pragma: no cover - the addopts went missing
+        pytest.fail("pytest-socket's --allow-hosts guard is not active (pyproject addopts)")
+    blocked = BlockedConnections()
+
+    def recording_connect(sock: socket.socket, *args: Any) -> None:
+        try:
+            return guarded(sock, *args)
+        except SocketConnectBlockedError as err:
+            blocked.append(str(err))
+            raise
+
+    socket.socket.connect = recording_connect  # type: ignore[method-assign]
+    try:
+        yield blocked
+    finally:
+        if socket.socket.connect is recording_connect:
+            socket.socket.connect = guarded  # type: ignore[method-assign]
+    if blocked:
+        pytest.fail(f"the test tried to reach beyond loopback: {blocked}", pytrace=False)
+
+
+@pytest.fixture()
+def blocked_connections(_loopback_only: BlockedConnections) -> BlockedConnections:
+    """The guard's record of this test's blocked attempts (to probe the guard itself)."""
+    return _loopback_only
+
+
+@pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    """A real S3 API (moto's server mode) on loopback, for s3fs/boto3 exactly as with AWS."""
+    """A real S3 API (moto's server mode) on loopback, one per test module.
+
+    One server per module: buckets and objects never leak from one module into another,
+    whatever names their tests pick. Within a module, take unique names from `s3_bucket`.
+    """
     from moto.server import ThreadedMotoServer
 
     port = _free_port()
@@ -34,7 +95,7 @@ def s3_endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _aws_test_credentials() -> Iterator[None]:
-    """Dummy credentials through the standard environment chain; nothing leaves loopback."""
+    """Dummy credentials through the standard environment chain; the guard keeps them local."""
     mp = pytest.MonkeyPatch()
     mp.setenv("AWS_ACCESS_KEY_ID", "testing")
     mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -48,6 +109,14 @@ def s3_client(s3_endpoint: str) -> Any:
     import boto3
 
     return boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture()
+def s3_bucket(s3_client: Any) -> str:
+    """A new, empty bucket with a name no other test uses."""
+    name = f"t-{uuid.uuid4().hex[:16]}"
+    s3_client.create_bucket(Bucket=name)
+    return name
 
 
 @pytest.fixture()
