@@ -26,6 +26,17 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+# A test that needs one of these starts a Ray cluster (seconds to a minute on 2 cores): slow,
+# whatever its module says. Other slow tests carry `@pytest.mark.slow` themselves.
+SLOW_FIXTURES = frozenset({"ray_session", "ray_head"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

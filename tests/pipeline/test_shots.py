@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+# No importorskip: scenedetect is in the `test` and `dev` extras, and a missing detector must
+# fail the run, not quietly skip every shot test.
+import scenedetect  # noqa: F401
+
 from model.processing import FrameProcessor
 from model.toy.video_io import write_mp4
 from model.toy.world import make_clips, render_clip
@@ -13,8 +17,6 @@ from pipeline.planning import ClipConfig, shot_bounds
 from pipeline.records import VideoRef
 from pipeline.sampling import SamplingConfig
 from pipeline.storage import StorageOptions
-
-pytest.importorskip("scenedetect")
 
 
 @pytest.fixture()
