@@ -86,13 +86,27 @@ def weight_files(checkpoint_dir: Path) -> list[Path]:
         if (root / single).is_file():
             return [root / single]
         if (root / index).is_file():
-            shards = sorted(set(json.loads((root / index).read_text())["weight_map"].values()))
-            files = [_inside(root, shard) for shard in shards]
+            files = [_inside(root, shard) for shard in _shard_names(root / index)]
             missing = [f.name for f in files if not f.is_file()]
             if missing:
                 raise CheckpointError(f"{root}: shards named in {index} are missing: {missing}")
             return files
     raise CheckpointError(f"{root}: no weights ({SAFETENSORS_FILE}, {BIN_FILE} or an index)")
+
+
+def _shard_names(index: Path) -> list[str]:
+    """The shard file names an index's `weight_map` points at; a malformed index is named."""
+    try:
+        raw = json.loads(index.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{index}: not valid JSON ({err})") from err
+    weight_map = raw.get("weight_map") if isinstance(raw, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"{index}: needs a non-empty 'weight_map' object")
+    names = set(weight_map.values())
+    if not all(isinstance(name, str) and name for name in names):
+        raise CheckpointError(f"{index}: 'weight_map' values must be shard file names")
+    return sorted(names)
 
 
 def _inside(root: Path, name: str) -> Path:

@@ -42,7 +42,7 @@ def load_tokenizer(checkpoint_dir: Path):
 
     root = Path(checkpoint_dir)
     config_path = root / "tokenizer_config.json"
-    settings = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    settings = _read_json_object(config_path) if config_path.is_file() else {}
     if settings.get("auto_map"):
         raise CheckpointError(
             f"{config_path}: 'auto_map' asks to run tokenizer code shipped with the checkpoint; "
@@ -58,6 +58,16 @@ def load_tokenizer(checkpoint_dir: Path):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = "<|endoftext|>"
     return tokenizer
+
+
+def _read_json_object(path: Path) -> dict:
+    try:
+        raw = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: must hold a JSON object")
+    return raw
 
 
 def resolve_source(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import shutil
@@ -222,3 +223,125 @@ def test_saved_tokenizer_names_a_class_every_transformers_version_knows(tmp_path
     assert settings["tokenizer_class"] == "PreTrainedTokenizerFast"
     text = "a red circle moves from left to right"
     assert load_tokenizer(root)(text).input_ids == model.tokenizer(text).input_ids
+
+
+def test_model_id_digest_is_the_sha256_of_the_weight_bytes(tmp_path):
+    """Catches a digest over the wrong bytes (names, config), a truncated read, or a constant."""
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "digest")
+    expected = hashlib.sha256((root / "model.safetensors").read_bytes()).hexdigest()[:12]
+    assert load_model(root, device="cpu").model_id == f"digest@{expected}"
+
+    state = load_file(str(root / "model.safetensors"))
+    state["connector._connector.latents"] = state["connector._connector.latents"] + 1e-3
+    save_file(state, str(root / "model.safetensors"))
+    changed = hashlib.sha256((root / "model.safetensors").read_bytes()).hexdigest()[:12]
+    assert changed != expected
+    assert load_model(root, device="cpu").model_id == f"digest@{changed}"
+
+
+def test_sharded_digest_covers_every_shard_in_name_order(tmp_path):
+    """Catches a digest of the first shard only, or one that depends on listing order."""
+    from model.checkpoint import weight_files, weights_digest
+
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "sharded-digest")
+    state = load_file(str(root / "model.safetensors"))
+    (root / "model.safetensors").unlink()
+    names = sorted(state)
+    shards = {
+        "model-00001-of-00002.safetensors": names[:5],
+        "model-00002-of-00002.safetensors": names[5:],
+    }
+    for shard, keys in shards.items():
+        save_file({k: state[k] for k in keys}, str(root / shard))
+    # The index names the second shard first: the digest must not follow the index's order.
+    weight_map = {k: s for s, keys in reversed(shards.items()) for k in keys}
+    (root / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    both = b"".join((root / s).read_bytes() for s in sorted(shards))
+    assert weights_digest(weight_files(root)) == hashlib.sha256(both).hexdigest()
+    assert weights_digest(reversed(weight_files(root))) == hashlib.sha256(both).hexdigest()
+
+
+def test_config_that_is_not_json_is_a_checkpoint_error(tmp_path):
+    """Catches a bare JSONDecodeError traceback instead of a message naming the file."""
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "badjson")
+    (root / "config.json").write_text('{"model_type": "tinyllava",')
+    with pytest.raises(CheckpointError, match=r"config\.json: not valid JSON"):
+        load_model(root, device="cpu")
+
+
+def test_config_that_is_not_an_object_is_refused(tmp_path):
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "list")
+    (root / "config.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="JSON object"):
+        load_model(root, device="cpu")
+
+
+def _shard(root: Path, index: dict | str) -> None:
+    state = load_file(str(root / "model.safetensors"))
+    (root / "model.safetensors").unlink()
+    save_file(state, str(root / "model-00001-of-00001.safetensors"))
+    text = index if isinstance(index, str) else json.dumps(index)
+    (root / "model.safetensors.index.json").write_text(text)
+
+
+def test_missing_shard_is_named(tmp_path):
+    """Catches loading a partial model (or a FileNotFoundError) when a shard never arrived."""
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "noshard")
+    names = list(load_file(str(root / "model.safetensors")))
+    weight_map = {n: "model-00001-of-00001.safetensors" for n in names}
+    weight_map[names[0]] = "model-00002-of-00002.safetensors"
+    _shard(root, {"weight_map": weight_map})
+    with pytest.raises(CheckpointError, match=r"missing: \['model-00002-of-00002\.safetensors'\]"):
+        load_model(root, device="cpu")
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        '{"weight_map": ',  # truncated JSON
+        {"metadata": {}},  # no weight_map
+        {"weight_map": ["model-00001-of-00001.safetensors"]},  # not a mapping
+        {"weight_map": {"x": 3}},  # a shard name that is not a string
+        [],  # not an object
+    ],
+    ids=["truncated", "no-weight-map", "list-map", "non-string-shard", "not-object"],
+)
+def test_malformed_shard_index_is_a_checkpoint_error(tmp_path, index):
+    """Catches JSONDecodeError / KeyError / TypeError tracebacks from a broken index file."""
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "badindex")
+    _shard(root, index)
+    with pytest.raises(CheckpointError, match=r"model\.safetensors\.index\.json"):
+        load_model(root, device="cpu")
+
+
+def test_no_weights_at_all_is_named(tmp_path):
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "noweights")
+    (root / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match=r"no weights \(model\.safetensors"):
+        load_model(root, device="cpu")
+
+
+def test_no_tokenizer_files_is_named(tmp_path):
+    """Catches a transformers traceback (or a hub lookup) when the tokenizer files are absent."""
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "notok")
+    for name in ("tokenizer.json", "vocab.json", "merges.txt"):
+        (root / name).unlink()
+    with pytest.raises(CheckpointError, match=r"no tokenizer files"):
+        load_model(root, device="cpu")
+
+
+def test_unknown_tokenizer_class_is_refused(tmp_path):
+    """Catches falling back to a dynamic class lookup for a name transformers does not ship."""
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "tokclass")
+    settings = json.loads((root / "tokenizer_config.json").read_text())
+    settings["tokenizer_class"] = "EvilTokenizerFast"
+    (root / "tokenizer_config.json").write_text(json.dumps(settings))
+    with pytest.raises(CheckpointError, match=r"EvilTokenizerFast.*not built in"):
+        load_model(root, device="cpu")
+
+
+def test_tokenizer_config_that_is_not_json_is_a_checkpoint_error(tmp_path):
+    root = copy_checkpoint(UPSTREAM / "ckpt_group", tmp_path / "tokjson")
+    (root / "tokenizer_config.json").write_text("{")
+    with pytest.raises(CheckpointError, match=r"tokenizer_config\.json"):
+        load_model(root, device="cpu")
