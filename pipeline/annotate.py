@@ -9,7 +9,7 @@ becomes one `model_error` row instead of a lost batch.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ import torch
 
 from model import GenerationSettings, load_model, parse_tags
 from model.generation import answer_question
-from model.tags import score_taxonomy
+from model.tags import score_taxonomy, score_taxonomy_listing
 
 from .config import PromptSettings
 from .planning import ClipConfig
@@ -44,6 +44,8 @@ class AnnotateSettings:
     device: str | None = None
     max_new_tokens: int = 64
     tag_max_new_tokens: int = 32
+    model_key: str = ""
+    """Weights identity for fingerprints (`model_key()`, computed once on the driver)."""
 
 
 def prompt_id(prompts: PromptSettings) -> str:
@@ -51,12 +53,57 @@ def prompt_id(prompts: PromptSettings) -> str:
     return short_hash(prompts.model_dump(mode="json"), length=12)
 
 
-def fingerprint(row: dict[str, Any], model_id: str, prompts_id: str, settings: AnnotateSettings):
-    """Identity of one clip's annotation: same inputs, same model, same prompts, same clip."""
+def settings_key(settings: AnnotateSettings) -> str:
+    """Hash of everything besides the video an annotation depends on: the model's weights
+    (`settings.model_key`), the prompts, clip and sampling settings, token limits, dtype."""
     return short_hash(
-        row["video_uri"], int(row["video_size"]), row["video_version"], model_id, prompts_id,
-        asdict(settings.clips), asdict(settings.sampling), int(row["clip_index"]),
+        settings.model_key, prompt_id(settings.prompts), asdict(settings.clips),
+        asdict(settings.sampling), settings.max_new_tokens, settings.tag_max_new_tokens,
+        settings.dtype,
     )  # fmt: skip
+
+
+def work_key(video_uri: str, video_size: int, video_version: str, settings_hash: str) -> str:
+    """Identity of one video's annotation work: the video as listed + `settings_key`."""
+    return short_hash(video_uri, int(video_size), str(video_version), settings_hash)
+
+
+def fingerprint(row: dict[str, Any], settings: AnnotateSettings, settings_hash: str = "") -> str:
+    """`<work key>:<clip_index>`: same video, model, prompts and settings, same clip.
+
+    The work key prefix lets readers tell which clips belong to one annotation of a video
+    (`pipeline.reading`); nightly runs skip videos whose work key is already committed.
+    """
+    key = work_key(
+        row["video_uri"], row["video_size"], row["video_version"],
+        settings_hash or settings_key(settings),
+    )  # fmt: skip
+    return f"{key}:{int(row['clip_index'])}"
+
+
+def model_key(source: str, options: StorageOptions | None = None) -> str:
+    """Identity of a checkpoint's weights, computed on the driver without loading the model.
+
+    Local: sha256 of the weight files (as `model_id`); `s3://`: a hash of the weight
+    objects' names, sizes and ETags (one LIST, no download).
+    """
+    from pathlib import Path
+
+    from model.checkpoint import weight_files, weights_digest
+
+    if source.startswith("s3://"):
+        from .storage import filesystem, strip_scheme
+
+        fs = filesystem(source, options)
+        entries = fs.ls(strip_scheme(source), detail=True, refresh=True)
+        weights = sorted(
+            (e["name"].rsplit("/", 1)[-1], int(e["size"]), str(e.get("ETag", "")))
+            for e in entries
+            if e.get("type") == "file" and e["name"].endswith((".safetensors", ".bin"))
+        )
+        return f"{source.rstrip('/')}@{short_hash(weights, length=12)}"
+    name = Path(source).name or "checkpoint"
+    return f"{name}@{weights_digest(weight_files(Path(source)))[:12]}"
 
 
 @dataclass(frozen=True)
@@ -80,6 +127,10 @@ class Annotator:
             endpoint_url=settings.storage.endpoint_url,
         )
         self.prompt_id = prompt_id(settings.prompts)
+        if not settings.model_key:
+            settings = replace(settings, model_key=self.model.model_id)
+            self.settings = settings
+        self.settings_hash = settings_key(settings)
 
     def _annotate_clips(self, clips: list[np.ndarray]) -> list[Annotation]:
         prompts = self.settings.prompts
@@ -97,9 +148,16 @@ class Annotator:
                 tags = [parse_tags(a.text) for a in answers]
                 tag_tokens = [a.num_tokens for a in answers]
             elif prompts.tag_mode == "taxonomy" and prompts.taxonomy:
-                table = score_taxonomy(
-                    self.model, video, list(prompts.taxonomy), prompts.taxonomy_question
-                )
+                if prompts.taxonomy_method == "listing":
+                    listed = score_taxonomy_listing(
+                        self.model, video, list(prompts.taxonomy), prompts.tags,
+                        self.settings.tag_max_new_tokens,
+                    )  # fmt: skip
+                    table, tag_tokens = listed.scores, listed.num_tokens
+                else:
+                    table = score_taxonomy(
+                        self.model, video, list(prompts.taxonomy), prompts.taxonomy_question
+                    )
                 scores = [_tag_scores(prompts.taxonomy, row) for row in table]
                 tags = [_above(s, prompts.taxonomy_threshold) for s in scores]
         return [
@@ -146,7 +204,7 @@ class Annotator:
             clip_id=f"{row['video_id']}:{int(row['clip_index'])}",
             model_id=self.model.model_id,
             prompt_id=self.prompt_id,
-            fingerprint=fingerprint(row, self.model.model_id, self.prompt_id, self.settings),
+            fingerprint=fingerprint(row, self.settings, self.settings_hash),
             caption=None, tags=[], tag_scores=[], generated_tokens=0, annotate_s=0.0,
             created_at=datetime.now(UTC),
         )  # fmt: skip

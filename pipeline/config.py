@@ -83,6 +83,19 @@ class OutputSettings(_Strict):
     rows_per_file: int = Field(10000, ge=1)
 
 
+class CommitSettings(_Strict):
+    """How output is committed: in chunks, under a lease, old attempts kept for a while."""
+
+    chunk_videos: int = Field(500, ge=1)
+    """Commit once this many videos are complete..."""
+    chunk_seconds: float = Field(300.0, gt=0)
+    """...or this long after the previous commit, whichever comes first."""
+    grace_s: float = Field(3600.0, ge=0)
+    """Files of a replaced attempt stay this long, for readers that listed them."""
+    lease_ttl_s: float = Field(600.0, ge=5)
+    """A writer that stops renewing its lease for this long is presumed dead."""
+
+
 class RunConfig(_Strict):
     input: str
     output: str
@@ -94,6 +107,7 @@ class RunConfig(_Strict):
     prompts: PromptSettings = PromptSettings()
     resources: ResourceSettings = ResourceSettings()
     output_options: OutputSettings = OutputSettings()
+    commit: CommitSettings = CommitSettings()
 
     @field_validator("input", "output")
     @classmethod

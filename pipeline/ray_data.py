@@ -1,8 +1,10 @@
 """The only module that knows Ray Data: stages become operators, nothing more.
 
-Decode runs as CPU tasks, one per video (`flat_map`: one video row in, its clip rows out);
-annotation runs in an actor pool that loads the model once per actor. Ray Data's streaming
-executor keeps both busy and bounds what is in flight.
+Decode runs as CPU tasks (`flat_map`: one video row in, its clip rows out; several videos per
+block); annotation runs in an actor pool that loads the model once per actor; writing runs on
+the workers too (`map_batches` over `sink.write_part`, Datasink-style), so what streams back to
+the driver is one small write result per Parquet file, never rows. Ray Data's streaming
+executor keeps every stage busy and bounds what is in flight.
 """
 
 from __future__ import annotations
@@ -17,10 +19,38 @@ from .annotate import AnnotateSettings, Annotator
 from .decode import DecodeSettings, decode_video
 from .records import VideoRef
 from .schema import rows_to_table
+from .sink import VIDEO_ROWS, PartTarget, write_part, write_results_table
+
+REDO = "redo"
+"""Input column: comma-separated clip indices to redo (`clipnote retry`); empty: every clip."""
+VIDEOS_PER_BLOCK = 16
+MIN_BLOCKS = 64
+
+
+def select_redo(rows: list[dict[str, Any]], redo: str | None) -> list[dict[str, Any]]:
+    """The rows a retry redoes: the named clips (a video-level error row always stays)."""
+    if not redo:
+        return rows
+    wanted = {int(i) for i in str(redo).split(",") if i.strip()}
+    kept = [r for r in rows if int(r["clip_index"]) in wanted or int(r["clip_index"]) < 0]
+    return kept or rows  # none of them exists any more: the whole video, as a fresh attempt
 
 
 def decode_row(row: dict[str, Any], settings: DecodeSettings) -> list[dict[str, Any]]:
-    return decode_video(VideoRef.from_row(row), settings)
+    rows = select_redo(decode_video(VideoRef.from_row(row), settings), row.get(REDO))
+    for out in rows:
+        out[VIDEO_ROWS] = len(rows)
+    return rows
+
+
+def write_batch(batch: pa.Table, target: PartTarget) -> pa.Table:
+    """One Parquet part per batch, written here on the worker; returns its write result."""
+    return write_results_table([write_part(batch, target)])
+
+
+def num_blocks(videos: int) -> int:
+    """Several videos per block (driver work per block), but enough blocks to spread."""
+    return max(1, min(videos, max(MIN_BLOCKS, -(-videos // VIDEOS_PER_BLOCK))))
 
 
 class AnnotateActor:
@@ -32,7 +62,10 @@ class AnnotateActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         size = len(next(iter(batch.values())))
         rows = [{key: values[i] for key, values in batch.items()} for i in range(size)]
-        return rows_to_table(self.annotator.annotate(rows))
+        table = rows_to_table(self.annotator.annotate(rows))
+        if VIDEO_ROWS in batch:
+            table = table.append_column(VIDEO_ROWS, pa.array(batch[VIDEO_ROWS], pa.int32()))
+        return table
 
 
 def cluster_has_gpus() -> bool:
@@ -42,7 +75,7 @@ def cluster_has_gpus() -> bool:
 
 
 def build_dataset(
-    refs: list[VideoRef],
+    items: list[dict[str, Any]],
     decode: DecodeSettings,
     annotate: AnnotateSettings,
     *,
@@ -52,11 +85,11 @@ def build_dataset(
     cpus_per_actor: float,
     gpus_per_actor: float,
 ) -> Any:
-    """The lazy dataset of output rows for `refs` (nothing runs until it is consumed)."""
+    """The lazy dataset of output rows for `items` (`VideoRef.to_row()` dicts, optionally
+    with `REDO`); nothing runs until it is consumed."""
     import ray
 
-    items = [ref.to_row() for ref in refs]
-    ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
+    ds = ray.data.from_items(items, override_num_blocks=num_blocks(len(items)))
     ds = ds.flat_map(decode_row, fn_kwargs={"settings": decode}, num_cpus=decode_cpus)
     return ds.map_batches(
         AnnotateActor,
@@ -72,3 +105,20 @@ def build_dataset(
 def iter_tables(ds: Any) -> Iterator[pa.Table]:
     """Output rows as Arrow tables, streamed to the driver as they complete."""
     yield from ds.iter_batches(batch_format="pyarrow", batch_size=None)
+
+
+def iter_write_results(ds: Any, target: PartTarget, rows_per_file: int) -> Iterator[dict]:
+    """Write `ds` (output rows) as Parquet parts on the workers; yield each part's write
+    result (file name and per-video row counts) as it lands on the driver."""
+    import json
+
+    written = ds.map_batches(
+        write_batch,
+        fn_kwargs={"target": target},
+        batch_size=rows_per_file,
+        batch_format="pyarrow",
+        num_cpus=0,
+    )
+    for batch in written.iter_batches(batch_format="pyarrow", batch_size=None):
+        for text in batch["result"].to_pylist():
+            yield json.loads(text)

@@ -66,6 +66,7 @@ anyway (a reader slower than the grace period).
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -85,6 +86,12 @@ LEASE_DIR = "_lease"
 CHUNK_PREFIX = "chunk-"
 KEY_COLUMNS = ("video_uri", "clip_index", "fingerprint", "created_at", "run_id")
 _RESTARTS = 3
+
+
+def absolute_output(output: str) -> str:
+    """Local outputs as absolute paths: listings return absolute names, and a relative root
+    compared with them once made the sink delete its own files."""
+    return output if is_remote(output) else os.path.abspath(output)
 
 
 def run_record_uri(output: str, run_id: str) -> str:
@@ -147,6 +154,7 @@ def _list_records(fs: Any, runs_dir: str) -> list[str]:
 
 def snapshot(output: str, options: StorageOptions | None = None) -> Snapshot:
     """Resolve what is committed under `output` now."""
+    output = absolute_output(output)
     fs = filesystem(output, options)
     runs_dir = strip_scheme(join(output, RUNS_DIR))
     if hasattr(fs, "invalidate_cache"):

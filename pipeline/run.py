@@ -1,27 +1,42 @@
-"""One captioning run, end to end: list -> decode -> annotate -> Parquet -> commit.
+"""One captioning run, end to end: list -> plan -> decode -> annotate -> write -> commit.
 
-Expects Ray to be initialised by the caller (only `jobs/` calls `ray.init`). Returns a summary
-a person can read; every listed video is accounted for in the committed output.
+Expects Ray to be initialised by the caller (only `jobs/` calls `ray.init`). Workers write
+Parquet parts; the driver sees one small write result per part and commits them in chunks
+(`pipeline.sink`), so a crash loses at most the chunks in flight. Every listed video that is
+processed is accounted for in the committed output: clip rows or an error row.
+
+Modes (`RunMode`):
+- `all`: `clipnote run`: every listed video; a re-run of a run id replaces its earlier attempts.
+- `incremental`: `clipnote nightly`: videos whose work key (video identity + model weights +
+  prompts + settings) is already committed are skipped; a re-run of the night resumes it.
+- `retry`: `clipnote retry`: only videos whose latest committed rows include an error, and of
+  those only the failed clips when the rest were made with the same settings.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, Literal
 
-from .annotate import AnnotateSettings, fingerprint
+import pyarrow as pa
+
+from .annotate import AnnotateSettings, fingerprint, model_key, settings_key, work_key
 from .checkpoint_info import describe_checkpoint, resolve_model_source
 from .config import RunConfig
 from .decode import DecodeSettings, error_row
-from .ray_data import build_dataset, cluster_has_gpus, iter_tables
+from .ray_data import REDO, build_dataset, cluster_has_gpus, iter_write_results
+from .reading import read_latest, work_key_of
 from .records import VideoRef
-from .schema import rows_to_table
-from .sink import RunWriter
+from .schema import STATUS_OK, rows_to_table
+from .sink import VIDEO_ROWS, ChunkTracker, RunCommitter, new_attempt_id, write_part
 from .sources import list_videos
+
+RunMode = Literal["all", "incremental", "retry"]
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -30,14 +45,39 @@ def new_run_id(now: datetime | None = None) -> str:
 
 
 @dataclass
+class RunProgress:
+    """What `on_progress` is told as a run goes (videos by stage, clip rows by status)."""
+
+    listed: int = 0
+    skipped: int = 0
+    """Videos already done (incremental) or with nothing to retry."""
+    queued: int = 0
+    """Videos sent to decode + annotate."""
+    written: int = 0
+    """Queued videos whose rows are all decoded, annotated and written to Parquet."""
+    committed: int = 0
+    """Written videos whose files a commit record names."""
+    chunks: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    """Clip rows written so far, by status."""
+
+
+@dataclass
 class RunSummary:
     run_id: str
     output: str
     commit_record: str
     videos: int
+    """Videos listed."""
     counts: dict[str, int]
+    """Rows this attempt wrote, by status."""
     seconds: float
     files: list[str] = field(default_factory=list)
+    skipped: int = 0
+    processed: int = 0
+    chunks: int = 0
+    attempt: str = ""
+    mode: str = "all"
 
     @property
     def clips(self) -> int:
@@ -70,65 +110,169 @@ def stage_settings(config: RunConfig, run_id: str) -> tuple[DecodeSettings, Anno
         dtype=config.model.dtype,
         max_new_tokens=config.model.max_new_tokens,
         tag_max_new_tokens=config.model.tag_max_new_tokens,
+        model_key=model_key(source, options),
     )
     return decode, annotate
 
 
-def _lost_videos_rows(refs: list[VideoRef], seen: set[str], settings: AnnotateSettings):
-    """Error rows for listed videos that produced no row at all: nothing is lost silently."""
+# -- what to do (pure) ---------------------------------------------------------------------
+
+
+@dataclass
+class VideoState:
+    """A video's latest committed rows, as the reading path gives them."""
+
+    work: str
+    failed: set[int] = field(default_factory=set)
+    """clip indices whose latest row is an error (-1: the whole video)."""
+
+
+def latest_states(latest: pa.Table) -> dict[str, VideoState]:
+    """`video_uri -> VideoState` from the `clips` view's key columns."""
+    states: dict[str, VideoState] = {}
+    columns = [latest[c].to_pylist() for c in ("video_uri", "clip_index", "fingerprint", "status")]
+    for uri, clip, fp, status in zip(*columns, strict=True):
+        state = states.setdefault(uri, VideoState(work_key_of(fp)))
+        if status != STATUS_OK:
+            state.failed.add(int(clip))
+    return states
+
+
+def plan_work(
+    refs: Iterable[VideoRef], states: dict[str, VideoState], settings_hash: str, mode: RunMode
+) -> tuple[list[dict[str, Any]], int]:
+    """Input rows for the dataset (with `REDO` where only some clips are redone), and how
+    many listed videos were skipped."""
+    items, skipped = [], 0
+    for ref in refs:
+        state = states.get(ref.uri)
+        key = work_key(ref.uri, ref.size, ref.version, settings_hash)
+        redo = ""
+        if mode == "incremental" and state is not None and state.work == key:
+            skipped += 1
+            continue
+        if mode == "retry":
+            if state is None or not state.failed:
+                skipped += 1
+                continue
+            if state.work == key and -1 not in state.failed:
+                redo = ",".join(str(i) for i in sorted(state.failed))
+        items.append({**ref.to_row(), REDO: redo})
+    return items, skipped
+
+
+def _lost_rows(refs: list[VideoRef], settings: AnnotateSettings, settings_hash: str) -> pa.Table:
+    """Error rows for queued videos that produced no row at all: nothing is lost silently."""
     rows = []
     for ref in refs:
-        if ref.video_id in seen:
-            continue
         row = error_row(ref, "no output produced for this video (worker lost?)")
         row.update(
             run_id=settings.run_id, clip_id=f"{ref.video_id}:-1", model_id=None, prompt_id=None,
-            fingerprint=fingerprint(row, "", "", settings), tags=[], tag_scores=[],
+            fingerprint=fingerprint(row, settings, settings_hash), tags=[], tag_scores=[],
             generated_tokens=0, annotate_s=0.0, created_at=datetime.now(UTC),
         )  # fmt: skip
         rows.append(row)
-    return rows
+    table = rows_to_table(rows)
+    return table.append_column(VIDEO_ROWS, pa.array([1] * len(rows), pa.int32()))
+
+
+# -- the run -------------------------------------------------------------------------------
 
 
 def run_pipeline(
-    config: RunConfig, on_progress: Callable[[int, dict[str, int]], None] | None = None
+    config: RunConfig,
+    on_progress: Callable[[RunProgress], None] | None = None,
+    *,
+    mode: RunMode = "all",
+    run_date: date | None = None,
 ) -> RunSummary:
-    """Run `config` on the Ray this process is connected to and commit its output."""
+    """Run `config` on the Ray this process is connected to, committing chunk by chunk."""
     started = time.perf_counter()
     run_id = config.run_id or new_run_id()
+    run_date = run_date or datetime.now(UTC).date()
+    options = config.storage.options()
     decode, annotate = stage_settings(config, run_id)
-    refs = list_videos(config.input, config.storage.options())
+    settings_hash = settings_key(annotate)
+    refs = list_videos(config.input, options)
+    states: dict[str, VideoState] = {}
+    if mode != "all":
+        keys = ["video_uri", "clip_index", "fingerprint", "status"]
+        states = latest_states(read_latest(config.output, options, columns=keys))
+    items, skipped = plan_work(refs, states, settings_hash, mode)
+    queued = {item["uri"] for item in items}
+    del states
+    progress = RunProgress(listed=len(refs), skipped=skipped, queued=len(items))
+    report = on_progress or (lambda _progress: None)
+    report(progress)
+
+    commit = config.commit
+    committer = RunCommitter(
+        config.output, run_id, new_attempt_id(), run_date, options,
+        mode="replace" if mode == "all" else "resume",
+        grace_s=commit.grace_s, lease_ttl_s=commit.lease_ttl_s,
+    )  # fmt: skip
+    committer.begin()
+    tracker = ChunkTracker(commit.chunk_videos, commit.chunk_seconds)
+    counts: Counter = Counter()
     gpus = config.resources.gpus_per_actor
-    if gpus is None:
-        gpus = 1.0 if cluster_has_gpus() else 0.0
-    writer = RunWriter(
-        config.output, run_id, config.storage.options(), config.output_options.rows_per_file
-    )
-    writer.begin()
-    seen: set[str] = set()
-    if refs:
-        ds = build_dataset(
-            refs, decode, annotate,
-            batch_size=config.model.batch_size, decode_cpus=config.resources.decode_cpus,
-            actors=config.resources.annotate_actors, cpus_per_actor=config.resources.cpus_per_actor,
-            gpus_per_actor=gpus,
-        )  # fmt: skip
-        for table in iter_tables(ds):
-            writer.write(table)
-            seen.update(table.column("video_id").to_pylist())
-            if on_progress:
-                on_progress(len(seen), dict(writer.counts))
-    lost = _lost_videos_rows(refs, seen, annotate)
-    if lost:
-        writer.write(rows_to_table(lost))
-    seconds = time.perf_counter() - started
-    details: dict[str, Any] = {
-        "config": config.model_dump(mode="json"),
-        "videos": len(refs),
-        "seconds": round(seconds, 3),
-        "gpus_per_actor": gpus,
-        "sampling": {"num_frames": annotate.sampling.num_frames, "mode": annotate.sampling.mode},
-    }
-    record = writer.commit(details)
-    return RunSummary(run_id, config.output, record, len(refs), dict(writer.counts), seconds,
-                      writer.files)  # fmt: skip
+    try:
+        if items:
+            if gpus is None:
+                gpus = 1.0 if cluster_has_gpus() else 0.0
+            ds = build_dataset(
+                items, decode, annotate,
+                batch_size=config.model.batch_size, decode_cpus=config.resources.decode_cpus,
+                actors=config.resources.annotate_actors,
+                cpus_per_actor=config.resources.cpus_per_actor, gpus_per_actor=gpus,
+            )  # fmt: skip
+            rows_per_file = config.output_options.rows_per_file
+            for result in iter_write_results(ds, committer.target, rows_per_file):
+                tracker.add(result)
+                counts.update(result["counts"])
+                progress.written = tracker.completed_videos
+                progress.counts = dict(counts)
+                if tracker.due():
+                    _commit(committer, tracker.take(), progress)
+                report(progress)
+        seen = tracker.completed | set(tracker.incomplete_videos)
+        lost = [ref for ref in refs if ref.uri in queued and ref.uri not in seen]
+        if lost:
+            result = write_part(_lost_rows(lost, annotate, settings_hash), committer.target)
+            tracker.add(result)
+            counts.update(result["counts"])
+        chunk = tracker.take(force=True)
+        if chunk is not None:
+            _commit(committer, chunk, progress)
+        progress.written, progress.counts = tracker.completed_videos, dict(counts)
+        report(progress)
+        seconds = time.perf_counter() - started
+        details: dict[str, Any] = {
+            "config": config.model_dump(mode="json"),
+            "mode": mode,
+            "videos": len(refs),
+            "skipped": skipped,
+            "processed": len(items),
+            "seconds": round(seconds, 3),
+            "gpus_per_actor": gpus,
+            "settings_key": settings_hash,
+            "model_key": annotate.model_key,
+            "sampling": {
+                "num_frames": annotate.sampling.num_frames,
+                "mode": annotate.sampling.mode,
+            },
+        }
+        record = committer.finish(details)
+    except BaseException:
+        committer.abandon()
+        raise
+    return RunSummary(
+        run_id, config.output, record, len(refs), dict(counts), seconds, committer.files,
+        skipped=skipped, processed=len(items), chunks=committer.chunks,
+        attempt=committer.attempt, mode=mode,
+    )  # fmt: skip
+
+
+def _commit(committer: RunCommitter, chunk, progress: RunProgress) -> None:
+    committer.commit_chunk(chunk)
+    progress.committed += len(chunk.videos)
+    progress.chunks = committer.chunks

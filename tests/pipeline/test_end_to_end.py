@@ -30,7 +30,7 @@ from pipeline.planning import ClipConfig, plan_clips
 from pipeline.run import run_pipeline
 from pipeline.sampling import SamplingConfig, frame_range
 from pipeline.schema import CLIPS_SCHEMA, STATUS_DECODE_ERROR, STATUS_OK, rows_to_table
-from pipeline.sink import RunWriter, committed_runs, read_committed
+from pipeline.sink import PartTarget, committed_runs, read_committed, write_part
 from pipeline.sources import list_videos
 from pipeline.storage import StorageOptions
 
@@ -195,6 +195,8 @@ def world(s3_endpoint, ray_session, tmp_path_factory) -> dict[str, Any]:
                     "tag_max_new_tokens": 4,
                     "batch_size": 4,
                 },
+                "output_options": {"rows_per_file": 4},
+                "commit": {"chunk_videos": 2, "grace_s": 0},
             }
         )
 
@@ -202,15 +204,23 @@ def world(s3_endpoint, ray_session, tmp_path_factory) -> dict[str, Any]:
     prefix_summary = run_pipeline(config(VIDEOS, "prefix-run"))
     manifest_summary = run_pipeline(config(MANIFEST, "manifest-run"))
     first_manifest_rows = (
-        read_committed(OUTPUT, options).filter(_run_is("manifest-run")).to_pylist()
+        read_committed(OUTPUT, options, latest=False).filter(_run_is("manifest-run")).to_pylist()
     )
-    # a copy of that run's file under an older run date, as a run of the same id made on
-    # another day would have left; re-running the id must withdraw it too
+    # a copy of that run's file under an older run date, committed by a chunk of an attempt
+    # that crashed there (as a run of the same id made on another day would have left);
+    # re-running the id must withdraw it too
     first_key = manifest_summary.files[0].removeprefix(f"s3://{OUT_BUCKET}/")
+    old_key = f"runs/clips/run_date=2000-01-01/run_id=manifest-run/{first_key.rsplit('/', 1)[1]}"
     client.copy_object(
+        Bucket=OUT_BUCKET, Key=old_key, CopySource={"Bucket": OUT_BUCKET, "Key": first_key}
+    )
+    old_chunk = {"run_id": "manifest-run", "attempt": "20000101T000000-000000", "seq": 1,
+                 "run_date": "2000-01-01", "committed_at": "2000-01-01T00:00:00+00:00",
+                 "files": [f"s3://{OUT_BUCKET}/{old_key}"], "rows": 1, "counts": {}}  # fmt: skip
+    client.put_object(
         Bucket=OUT_BUCKET,
-        Key=f"runs/clips/run_date=2000-01-01/run_id=manifest-run/{first_key.rsplit('/', 1)[1]}",
-        CopySource={"Bucket": OUT_BUCKET, "Key": first_key},
+        Key="runs/_runs/manifest-run/20000101T000000-000000/chunk-000001.json",
+        Body=json.dumps(old_chunk).encode(),
     )
     rerun_summary = run_pipeline(config(MANIFEST, "manifest-run"))
     toy_config = {
@@ -223,7 +233,8 @@ def world(s3_endpoint, ray_session, tmp_path_factory) -> dict[str, Any]:
     }
     toy_summary = run_pipeline(build_config(toy_config))
     return {
-        "committed": read_committed(OUTPUT, options),
+        "committed": read_committed(OUTPUT, options, latest=False),
+        "latest": read_committed(OUTPUT, options),
         "endpoint": s3_endpoint,
         "client": client,
         "options": options,
@@ -402,15 +413,13 @@ def test_tar_member_names_are_data_not_paths(world):
 
 def test_uncommitted_files_are_ignored_by_readers(world):
     options = world["options"]
-    before = read_committed(OUTPUT, options)
+    before = read_committed(OUTPUT, options, latest=False)
     # a run that died after writing a file and before its commit record
     ghost = [dict(r, run_id="ghost-run") for r in before.slice(0, 3).to_pylist()]
-    writer = RunWriter(OUTPUT, "ghost-run", options, rows_per_file=1)
-    writer.begin()
-    writer.write(rows_to_table(ghost))
+    write_part(rows_to_table(ghost), PartTarget(OUTPUT, "ghost-run", "2026-01-01", "a", options))
     keys = _keys(world["client"], OUT_BUCKET)
     assert any("/run_id=ghost-run/" in k and k.endswith(".parquet") for k in keys)
-    after = read_committed(OUTPUT, options)
+    after = read_committed(OUTPUT, options, latest=False)
     assert after.num_rows == before.num_rows
     assert "ghost-run" not in set(after.column("run_id").to_pylist())
     assert "ghost-run" not in {r["run_id"] for r in committed_runs(OUTPUT, options)}
@@ -457,3 +466,18 @@ def test_toy_clips_from_a_tar_shard_on_s3_get_their_true_captions_and_tags(world
         row = by_member[member]
         assert len(row["frame_indices"]) == 8  # the checkpoint's trained frame count
         assert (row["caption"], row["tags"]) == (clip.caption, list(clip.tags)), member
+
+
+def test_latest_view_has_each_clip_once_and_the_newest_run_wins(world):
+    latest = world["latest"].to_pylist()
+    keys = [(r["video_uri"], r["clip_index"]) for r in latest]
+    assert len(keys) == len(set(keys))
+    everything = (
+        set(GOOD) | set(BAD) | {MISSING} | {r["video_uri"] for r in _rows(world, "toy-run")}
+    )
+    assert {r["video_uri"] for r in latest} == everything
+    # clip_00000 was captioned by prefix-run, then by manifest-run (twice): the re-run wins
+    rows = [r for r in latest if r["video_uri"] == f"{VIDEOS}/plain/clip_00000.mp4"]
+    assert rows and {r["run_id"] for r in rows} == {"manifest-run"}
+    rerun_ids = {r["clip_id"] for r in _rows(world, "manifest-run")}
+    assert {r["clip_id"] for r in rows} <= rerun_ids

@@ -1,0 +1,102 @@
+"""Ray job entry point for the nightly run: `python -m jobs.nightly CONFIG [--date D] [options]`.
+
+A night is the run id `nightly-YYYY-MM-DD` (unless the config names one): re-running it resumes
+it, and videos whose work (same video, model weights, prompts, settings) is already committed,
+by any earlier run, are skipped, so a finished night does no annotation the second time.
+`--retry` (and `clipnote retry`) instead redoes only what the latest committed rows say failed.
+An input URI may contain `{date}` (e.g. `s3://bucket/videos/{date}/`), replaced by the night.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from pipeline.config import ConfigError, RunConfig
+from pipeline.run import RunSummary, run_pipeline
+
+from .options import config_from_cli
+
+
+def night_config(config: RunConfig, day: date) -> RunConfig:
+    """The config of one night: its run id and `{date}` in the input filled in."""
+    update = {"input": config.input.replace("{date}", day.isoformat())}
+    if config.run_id is None:
+        update["run_id"] = f"nightly-{day.isoformat()}"
+    return config.model_copy(update=update)
+
+
+def retry_config(config: RunConfig, now: datetime | None = None) -> RunConfig:
+    now = now or datetime.now(UTC)
+    if config.run_id is not None:
+        return config
+    return config.model_copy(update={"run_id": f"retry-{now:%Y%m%dT%H%M%SZ}"})
+
+
+def run_nightly(config: RunConfig, day: date | None = None, on_progress=None) -> RunSummary:
+    day = day or datetime.now(UTC).date()
+    return run_pipeline(night_config(config, day), on_progress, mode="incremental", run_date=day)
+
+
+def run_retry(config: RunConfig, on_progress=None) -> RunSummary:
+    return run_pipeline(retry_config(config), on_progress, mode="retry")
+
+
+def describe(summary: RunSummary) -> list[str]:
+    """Lines a person reads: listed / skipped as done / processed, and what was committed."""
+    skipped_as = "with nothing to retry" if summary.mode == "retry" else "skipped as done"
+    lines = [
+        f"run {summary.run_id}: listed {summary.videos} videos, {summary.skipped} "
+        f"{skipped_as}, {summary.processed} processed"
+    ]
+    if summary.processed == 0:
+        retrying = summary.mode == "retry"
+        what = "no failed clips to retry" if retrying else "everything listed is done"
+        lines.append(f"nothing to do: {what}, no annotation was run")
+    else:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items())) or "no rows"
+        lines.append(
+            f"wrote {summary.clips} rows ({counts}) in {summary.chunks} chunks, "
+            f"{summary.seconds:.1f} s"
+        )
+    lines.append(f"commit record: {summary.commit_record}")
+    return lines
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m jobs.nightly", description=__doc__)
+    parser.add_argument("config", type=Path, nargs="?")
+    parser.add_argument("--date", type=date.fromisoformat, help="the night, YYYY-MM-DD (UTC)")
+    parser.add_argument("--retry", action="store_true", help="redo only failed clips")
+    parser.add_argument("--input")
+    parser.add_argument("--output")
+    parser.add_argument("--model")
+    parser.add_argument("--set", dest="sets", action="append", default=[])
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        config = config_from_cli(args.config, args.input, args.output, args.model, args.sets)
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"clipnote: {err}", file=sys.stderr)
+        return 2
+    from pipeline.sink import CommitError, RunLocked
+
+    from .ray_session import connect
+
+    connect()
+    try:
+        summary = run_retry(config) if args.retry else run_nightly(config, args.date)
+    except (RunLocked, CommitError) as err:
+        print(f"clipnote: {err}", file=sys.stderr)
+        return 1
+    print("\n".join(describe(summary)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
