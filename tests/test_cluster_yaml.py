@@ -75,7 +75,13 @@ def test_setup_installs_torch_then_project(prepared: dict) -> None:
 
 
 def test_token_auth_stays_on(prepared: dict) -> None:
-    starts = prepared["head_start_ray_commands"] + prepared["worker_start_ray_commands"]
-    assert all("RAY_AUTH_MODE=token" in c for c in starts if "ray start" in c)
+    """Catches a start command without RAY_AUTH_MODE=token (auth silently off) — and, since the
+    filter below could match nothing, a config whose start commands were renamed or dropped."""
+    head = [c for c in prepared["head_start_ray_commands"] if "ray start" in c]
+    workers = [c for c in prepared["worker_start_ray_commands"] if "ray start" in c]
+    assert len(head) == 1 and "--head" in head[0]
+    assert len(workers) == 1 and "--address=" in workers[0]
+    for command in head + workers:
+        assert "RAY_AUTH_MODE=token ray start" in command, command
     assert "~/.ray/auth_token" in prepared["file_mounts"]
     assert "RAY_AUTH_MODE=disabled" not in CLUSTER_YAML.read_text()
