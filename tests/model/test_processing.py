@@ -40,12 +40,43 @@ def test_rescale_and_normalise_with_siglip_mean_std():
     assert torch.all(out[0] == -1.0) and torch.all(out[1] == 1.0)
 
 
-def test_batched_leading_dims_and_dtype():
+def pil_reference(frame: np.ndarray, size: int, mean, std) -> np.ndarray:
+    """The published preprocessing, independently: PIL bicubic, /255, (x - mean) / std, CHW."""
+    resized = np.asarray(Image.fromarray(frame).resize((size, size), Image.BICUBIC), np.float32)
+    return ((resized / 255.0 - np.asarray(mean)) / np.asarray(std)).transpose(2, 0, 1)
+
+
+def test_batched_leading_dims_each_frame_against_pil():
+    """Each of 2x3 frames against its own PIL-made reference, with a non-default mean/std.
+
+    Catches frames mixed up by the reshapes (each frame has its own noise: ~0.15 apart after
+    normalising), mean/std applied to the wrong channel or the wrong way round, and a missed
+    rescale. Tolerance: two uint8 levels of resize difference, 2/255/0.25.
+    """
+    mean, std = (0.1, 0.2, 0.3), (0.5, 0.25, 0.4)
     clips = np.stack([textured_frame(64, 80, s) for s in range(6)]).reshape(2, 3, 64, 80, 3)
-    out = FrameProcessor(size=56)(clips, dtype=torch.bfloat16)
-    assert out.shape == (2, 3, 3, 56, 56) and out.dtype == torch.bfloat16
-    one = FrameProcessor(size=56)(clips[1, 2])
-    torch.testing.assert_close(out[1, 2].float(), one, rtol=0, atol=1e-2)
+    processor = FrameProcessor(size=56, image_mean=mean, image_std=std)
+    out = processor(clips)
+    assert out.shape == (2, 3, 3, 56, 56) and out.dtype == torch.float32
+    for c in range(2):
+        for t in range(3):
+            expected = pil_reference(clips[c, t], 56, mean, std)
+            np.testing.assert_allclose(out[c, t].numpy(), expected, rtol=0, atol=2 / 255 / 0.25)
+    bf16 = processor(clips, dtype=torch.bfloat16)
+    assert bf16.dtype == torch.bfloat16
+    assert torch.equal(bf16, out.to(torch.bfloat16))
+
+
+def test_frames_already_at_size_are_only_normalised():
+    """No resize at the input size: exactly (x / 255 - mean) / std, per channel."""
+    frame = textured_frame(56, 56, seed=3)
+    mean, std = (0.1, 0.2, 0.3), (0.5, 0.25, 0.4)
+    out = FrameProcessor(size=56, image_mean=mean, image_std=std)(frame)
+    expected = (frame.astype(np.float32) / 255 - np.asarray(mean, np.float32)) / np.asarray(
+        std, np.float32
+    )
+    np.testing.assert_allclose(out.numpy(), expected.transpose(2, 0, 1), rtol=0, atol=1e-6)
+    assert out[0, 10, 20].item() == pytest.approx((frame[10, 20, 0] / 255 - 0.1) / 0.5, abs=1e-6)
 
 
 def test_reads_mean_std_and_size_from_checkpoint(tmp_path):
