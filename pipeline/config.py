@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from model.prompts import CAPTION_PROMPT, TAG_PROMPT, TAXONOMY_QUESTION
 
 from .locations import normalize_location
+from .isolation import DecodeLimits
 from .planning import ClipConfig
 from .sampling import SamplingConfig
 from .storage import StorageOptions
@@ -61,6 +62,9 @@ class PromptSettings(_Strict):
     taxonomy: tuple[str, ...] = ()
     taxonomy_question: str = TAXONOMY_QUESTION
     taxonomy_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    taxonomy_method: Literal["listing", "yes_no"] = "listing"
+    """listing: P(the model lists the tag) under the `tags` prompt; yes_no: P(yes) to
+    `taxonomy_question` (model/tags.py says why listing is the default)."""
 
     @field_validator("taxonomy_question")
     @classmethod
@@ -76,6 +80,28 @@ class ResourceSettings(_Strict):
     cpus_per_actor: float = Field(1.0, gt=0)
     gpus_per_actor: float | None = Field(None, ge=0)
     """None: one GPU per actor when the cluster has GPUs, CPU actors otherwise."""
+
+
+class DecodeBudget(_Strict):
+    """Each video's decode budget and isolation (pipeline/isolation.py says why)."""
+
+    timeout_s: float = Field(3600.0, gt=0)
+    """Wall-clock seconds one video may take, all its clips together."""
+    stall_s: float = Field(300.0, gt=0)
+    """Seconds without a decoded clip after which the decoder counts as hung."""
+    max_memory_mb: int = Field(3072, ge=64)
+    """Resident memory of one video's decoder process (4K H.264/HEVC needs ~1 GB)."""
+    isolate: bool = True
+    """Decode each video in a supervised child process (a crash costs that video only)."""
+    max_retries: int = Field(2, ge=0, le=100)
+    """Ray retries of a decode task whose worker died (finite: a poison video cannot loop)."""
+    spill_mb: int = Field(64, ge=0)
+    """Objects larger than this are spilled to local scratch disk, not held in memory."""
+    scratch_dir: str | None = None
+    """Where spilled videos go (None: the system temp folder)."""
+
+    def limits(self) -> DecodeLimits:
+        return DecodeLimits(**self.model_dump())
 
 
 class OutputSettings(_Strict):
@@ -107,6 +133,7 @@ class RunConfig(_Strict):
     prompts: PromptSettings = PromptSettings()
     resources: ResourceSettings = ResourceSettings()
     output_options: OutputSettings = OutputSettings()
+    decode: DecodeBudget = DecodeBudget()
     commit: CommitSettings = CommitSettings()
 
     @field_validator("input", "output")

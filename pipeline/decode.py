@@ -1,21 +1,28 @@
-"""Decoding only the frames the model needs, from bytes read once.
+"""Decoding only the frames the model needs, at the right times, in bounded memory and time.
 
-One decord `VideoReader` per video, opened on the bytes in memory (object storage is read once
-per video): it validates the file and gives the frame numbering and metadata the published
-loaders see. Sampled frames are decoded by `PacketDecoder`, which feeds the codec only the
-packets those frames depend on (non-reference frames nobody asked for are skipped); when its
-packet index does not agree with decord's frame index, decord's `get_batch` decodes them
-instead. Either way a whole clip is never decoded to keep a few frames. Frames are resized
-here to the model's input size with the resampling the model's processor uses, so uint8
-`[T, S, S, 3]` crosses the object store and normalisation runs on the accelerator.
+A video is fetched (`fetch`: by path when it is a local file, read in bounded chunks and
+spilled to scratch disk when it is a large object), indexed once from its packets
+(`packet_decode`: real presentation times from the packets' pts, frame numbers in
+presentation order) and cut into clips in real seconds (`planning`). The wanted frames of all
+clips are then decoded in one forward pass that feeds the codec only the packets they depend
+on; each frame is turned upright from the stream's display matrix, resized at once to the
+model's input size (uint8 `[S, S, 3]`, the resampling the model's processor uses) and each
+clip row is handed on as soon as its last frame is decoded. So memory holds the frames of the
+clips in progress, never a whole video. Normalisation runs on the accelerator.
+
+By default the whole thing runs in a supervised child process (`isolation`) with a time and a
+memory budget, so a decoder that crashes, hangs or balloons on one file costs that file an
+error row and nothing else.
 """
 
 from __future__ import annotations
 
 import io
-import re
+import shutil
+import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,130 +30,149 @@ import torch
 
 from model.processing import FrameProcessor
 
-from .packet_decode import PacketDecoder
-from .planning import ClipConfig, plan_clips
+from .fetch import fetch_video
+from .isolation import DecodeLimits, Failure, supervise
+from .packet_decode import (
+    FrameSource,
+    NoVideoStreamError,
+    PacketDecoder,
+    PacketIndexError,
+    TruncatedStreamError,
+    VideoSource,
+    open_frame_source,
+)
+from .planning import ClipConfig, plan_clips_at_times
 from .records import ClipPlan, VideoRef
 from .sampling import SamplingConfig
 from .schema import STATUS_DECODE_ERROR, STATUS_OK
-from .sources import SourceError, read_video
+from .sources import SourceError
 from .storage import StorageOptions
-
-
-@dataclass(frozen=True)
-class VideoMeta:
-    """What decode learns about a video before any frame is read."""
-
-    num_frames: int
-    fps: float
-    width: int
-    height: int
-
-    @property
-    def duration_s(self) -> float:
-        return self.num_frames / self.fps if self.fps > 0 else 0.0
 
 
 class VideoDecodeError(RuntimeError):
     """The bytes are not a decodable video; the message says why, for the error row."""
 
 
-_DECORD_PREFIX = re.compile(r"^\[\d{2}:\d{2}:\d{2}\] \S+:\d+: ")
+@dataclass(frozen=True)
+class VideoMeta:
+    """What decode learns about a video from its index and first frame."""
 
-
-def _decord_reason(err: Exception) -> str:
-    """First line of a decord error without its `[HH:MM:SS] file.cc:NNN: ` prefix.
-
-    The timestamp would make the same failure a different `error` string every second, so
-    `GROUP BY error` over the output would not group; the C++ source path tells users nothing.
-    """
-    lines = str(err).strip().splitlines() or [type(err).__name__]
-    return _DECORD_PREFIX.sub("", lines[0])[:200]
+    num_frames: int
+    fps: float  # average: frames / duration
+    width: int  # as displayed (after rotation)
+    height: int
+    duration_s: float = 0.0
+    frame_times_s: np.ndarray = field(default_factory=lambda: np.zeros(0), compare=False)
+    rotation: int = 0  # degrees counter-clockwise applied to decoded frames
 
 
 @dataclass
 class OpenedVideo:
-    """A video's bytes opened once: decord's reader, and the packet decoder when it agrees
-    with decord on every frame's number and time (None when it does not)."""
+    """A video's stream indexed once, and how its frames are turned to be shown upright."""
 
-    reader: Any  # decord.VideoReader
-    packets: PacketDecoder | None
+    frames: FrameSource
+    rotation: int  # multiple of 90, counter-clockwise
+    width: int  # displayed
+    height: int
+
+    @property
+    def packets(self) -> PacketDecoder | None:
+        """The packet decoder, when the stream could be indexed by packets."""
+        return self.frames if isinstance(self.frames, PacketDecoder) else None
 
 
-def open_video(data: bytes) -> OpenedVideo:
-    """The video on in-memory bytes, or `VideoDecodeError` with the reason."""
-    import decord
+def _av_reason(err: Exception) -> str:
+    """An FFmpeg error's text without its errno or the (meaningless) in-memory file name."""
+    text = getattr(err, "strerror", None)
+    if not text:
+        lines = str(err).strip().splitlines()
+        text = lines[0] if lines else type(err).__name__
+    return str(text)[:200]
 
-    if not data:
+
+def upright_rotation(degrees: float | None) -> int:
+    """The display matrix's counter-clockwise rotation, snapped to a multiple of 90."""
+    if not degrees:
+        return 0
+    return round(float(degrees) / 90.0) % 4 * 90
+
+
+def upright(frame: np.ndarray, rotation: int) -> np.ndarray:
+    """`[H, W, 3]` turned counter-clockwise by `rotation` degrees (a view; 0: unchanged)."""
+    return np.rot90(frame, rotation // 90) if rotation else frame
+
+
+def open_video(source: VideoSource) -> OpenedVideo:
+    """The video on in-memory bytes or a local file path, or `VideoDecodeError` with why."""
+    import os
+
+    import av
+
+    if (len(source) if isinstance(source, bytes) else os.path.getsize(source)) == 0:
         raise VideoDecodeError("empty file (0 bytes)")
     try:
-        reader = decord.VideoReader(io.BytesIO(data), ctx=decord.cpu(0), num_threads=1)
-    except Exception as err:  # decord raises its own DECORDError and RuntimeError
-        raise VideoDecodeError(f"not a readable video: {_decord_reason(err)}") from err
-    if len(reader) == 0:
+        frames = open_frame_source(source)
+    except NoVideoStreamError as err:
+        raise VideoDecodeError("not a readable video: no video stream") from err
+    except (PacketIndexError, TruncatedStreamError) as err:
+        raise VideoDecodeError(f"not a readable video: {err}") from err
+    except av.FFmpegError as err:
+        raise VideoDecodeError(f"not a readable video: {_av_reason(err)}") from err
+    if len(frames.frame_times_s()) == 0:
         raise VideoDecodeError("video stream has no frames")
-    return OpenedVideo(reader=reader, packets=_packet_decoder(data, reader))
-
-
-def _packet_decoder(data: bytes, reader) -> PacketDecoder | None:
-    """A `PacketDecoder` whose frame i is decord's frame i, else None (decord decodes)."""
     try:
-        packets = PacketDecoder(data)
-    except Exception:  # unusual containers or timestamps: decord's get_batch still works
-        return None
-    if packets.index.num_frames != len(reader):
-        return None
-    ours = packets.frame_times_s()
-    theirs = reader.get_frame_timestamp(np.arange(len(reader)))[:, 0]
-    if not np.allclose(ours - ours[0], theirs - theirs[0], atol=1e-3):
-        return None
-    return packets
+        first = next(iter(frames.iter_frames([0])), None)
+    except av.FFmpegError as err:
+        raise VideoDecodeError(f"not a readable video: {_av_reason(err)}") from err
+    if first is None:
+        raise VideoDecodeError("not a readable video: its first frame does not decode")
+    frame = first[1]
+    rotation = upright_rotation(getattr(frame, "rotation", 0))
+    width, height = frame.width, frame.height
+    if rotation in (90, 270):
+        width, height = height, width
+    return OpenedVideo(frames=frames, rotation=rotation, width=width, height=height)
 
 
 def video_meta(video: OpenedVideo) -> VideoMeta:
-    """Frame count and rate as decord sees them; the size from the packet decoder's stream
-    when there is one, because decoding a frame with decord starts its background decoder
-    thread, which then burns CPU for as long as the reader lives."""
-    reader = video.reader
-    if video.packets is not None:
-        width, height = video.packets.width, video.packets.height
-    else:
-        height, width = reader[0].shape[:2]
+    """Frame count, real times, duration, average rate and displayed size."""
+    times = video.frames.frame_times_s()
+    duration = video.frames.duration_s()
     return VideoMeta(
-        num_frames=len(reader), fps=float(reader.get_avg_fps()), width=width, height=height
+        num_frames=len(times),
+        fps=len(times) / duration if duration > 0 else 0.0,
+        width=video.width,
+        height=video.height,
+        duration_s=duration,
+        frame_times_s=times,
+        rotation=video.rotation,
     )
 
 
+def _rgb(video: OpenedVideo, frame: Any) -> np.ndarray:
+    """uint8 `[H, W, 3]` as displayed."""
+    return upright(frame.to_ndarray(format="rgb24"), video.rotation)
+
+
 def read_source_frames(video: OpenedVideo, indices: np.ndarray) -> np.ndarray:
-    """uint8 `[T, H, W, 3]` frames at `indices`, at the source resolution.
+    """uint8 `[T, H, W, 3]` frames at `indices`, upright at the source resolution.
 
     Repeated indices (short clips) are decoded once and repeated.
     """
     unique, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
-    frames = _packet_frames(video.packets, unique) if video.packets is not None else None
-    if frames is None:
-        try:
-            frames = video.reader.get_batch(unique.tolist()).asnumpy()  # [U, H, W, 3]
-        except Exception as err:
-            raise VideoDecodeError(f"frames unreadable: {_decord_reason(err)}") from err
-    return frames[inverse]  # [T, H, W, 3]
-
-
-def _packet_frames(packets: PacketDecoder, unique: np.ndarray) -> np.ndarray | None:
-    """`[U, H, W, 3]` from the packet decoder, or None if any frame did not come out."""
-    try:
-        decoded = packets.rgb_frames(unique.tolist())
-    except Exception:  # a damaged stream: let decord try, and report its reason
-        return None
-    if len(decoded) != len(unique):
-        return None
-    return np.stack([decoded[int(i)] for i in unique])
+    decoded = {n: _rgb(video, f) for n, f in video.frames.iter_frames(unique.tolist())}
+    missing = [int(i) for i in unique if int(i) not in decoded]
+    if missing:
+        raise VideoDecodeError(f"frames unreadable: {missing[:5]} did not decode")
+    return np.stack([decoded[int(i)] for i in unique])[inverse]  # [T, H, W, 3]
 
 
 def resize_frames(frames: np.ndarray, processor: FrameProcessor | None) -> np.ndarray:
     """uint8 `[T, S, S, 3]`, resized as the model's processor would (None: unchanged)."""
     if processor is None or frames.shape[1:3] == (processor.size, processor.size):
         return np.ascontiguousarray(frames)
-    resized = processor.resize_uint8(torch.from_numpy(frames).permute(0, 3, 1, 2))
+    batch = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    resized = processor.resize_uint8(batch)
     return resized.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
@@ -166,13 +192,14 @@ class DecodeSettings:
     processor: FrameProcessor
     storage: StorageOptions
     thumbnail_size: int = 96
+    limits: DecodeLimits = field(default_factory=DecodeLimits)
 
 
 def thumbnail_jpeg(frame: np.ndarray, size: int) -> bytes:
     """A small JPEG of one uint8 `[H, W, 3]` frame (longest side `size`)."""
     from PIL import Image
 
-    image = Image.fromarray(frame)
+    image = Image.fromarray(np.ascontiguousarray(frame))
     image.thumbnail((size, size))
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=85)
@@ -187,7 +214,7 @@ def _video_row(ref: VideoRef) -> dict[str, Any]:
 def error_row(
     ref: VideoRef, reason: str, decode_s: float = 0.0, frame_size: int = 0
 ) -> dict[str, Any]:
-    """The one row a video that cannot be read contributes: it is never dropped.
+    """The row a video that cannot be (fully) read contributes: it is never dropped.
 
     Its `frames` is an empty `[0, S, S, 3]` array so the column stays one tensor type.
     """
@@ -205,65 +232,174 @@ def error_row(
         "frames": np.zeros((0, frame_size, frame_size, 3), np.uint8),
         "thumbnail": None,
         "status": STATUS_DECODE_ERROR,
-        "error": reason,
+        "error": reason[:500],
         "decode_s": decode_s,
     }
 
 
-def _shot_cuts(data: bytes, meta: VideoMeta, clips: ClipConfig) -> list[float]:
+def _shot_cuts(source: VideoSource, meta: VideoMeta, clips: ClipConfig) -> list[float]:
     from .shots import detect_cuts
 
+    if isinstance(source, bytes):
+        data = source
+    else:
+        with open(source, "rb") as fh:
+            data = fh.read()
     return detect_cuts(
         data, meta.fps, meta.width, meta.height, clips.shot_threshold, clips.min_length_s
     )
 
 
-def _decode_clip(
-    video: OpenedVideo, plan: ClipPlan, settings: DecodeSettings
-) -> tuple[np.ndarray, bytes]:
-    """Model-size frames of one clip and a thumbnail of its middle frame at source aspect."""
-    source = read_source_frames(video, plan.frame_indices)  # [T, H, W, 3]
-    thumbnail = thumbnail_jpeg(source[len(source) // 2], settings.thumbnail_size)
-    return resize_frames(source, settings.processor), thumbnail
+@dataclass
+class DecodedClip:
+    plan: ClipPlan
+    frames: np.ndarray  # [T, S, S, 3] uint8
+    thumbnail: bytes
+
+
+def iter_clips(
+    video: OpenedVideo, plans: list[ClipPlan], settings: DecodeSettings
+) -> Iterator[DecodedClip]:
+    """Each planned clip, in order, as soon as its frames are decoded (one forward pass).
+
+    Frames are resized as they come out and kept only until the last clip using them has
+    gone; a thumbnail is cut from each clip's middle frame at source aspect.
+    """
+    users: dict[int, int] = {}
+    for plan in plans:
+        for number in set(plan.frame_indices.tolist()):
+            users[number] = users.get(number, 0) + 1
+    middles = {int(plan.frame_indices[len(plan.frame_indices) // 2]) for plan in plans}
+    ready: dict[int, np.ndarray] = {}
+    thumbs: dict[int, bytes] = {}
+    pending = 0
+    for number, frame in video.frames.iter_frames(sorted(users)):
+        rgb = _rgb(video, frame)
+        if number in middles:
+            thumbs[number] = thumbnail_jpeg(rgb, settings.thumbnail_size)
+        ready[number] = resize_frames(rgb[None], settings.processor)[0]
+        while pending < len(plans) and all(i in ready for i in plans[pending].frame_indices):
+            yield _clip(plans[pending], ready, thumbs, users)
+            pending += 1
+    if pending < len(plans):
+        plan = plans[pending]
+        missing = sorted({int(i) for i in plan.frame_indices if int(i) not in ready})
+        raise VideoDecodeError(
+            f"frames unreadable: frame {missing[0]} of clip {plan.clip_index} did not decode"
+        )
+
+
+def _clip(plan: ClipPlan, ready: dict, thumbs: dict, users: dict[int, int]) -> DecodedClip:
+    frames = np.stack([ready[int(i)] for i in plan.frame_indices])
+    thumbnail = thumbs[int(plan.frame_indices[len(plan.frame_indices) // 2])]
+    for number in set(plan.frame_indices.tolist()):
+        users[number] -= 1
+        if users[number] == 0:
+            del ready[number]
+            thumbs.pop(number, None)
+    return DecodedClip(plan, frames, thumbnail)
+
+
+def iter_video_rows(
+    ref: VideoRef, settings: DecodeSettings, scratch_dir: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """One video's clip rows as they are decoded, in this process; an error row ends a video
+    that fails (after the clips that did decode, which are kept)."""
+    import av
+
+    started = time.perf_counter()
+    mark = started
+    emitted = 0
+    limits = settings.limits
+    try:
+        with fetch_video(ref, settings.storage, scratch_dir, limits.spill_mb << 20) as source:
+            video = open_video(source)
+            meta = video_meta(video)
+            cuts = (
+                _shot_cuts(source, meta, settings.clips) if settings.clips.mode == "shots" else None
+            )
+            plans = plan_clips_at_times(
+                meta.frame_times_s, meta.duration_s, settings.clips, settings.sampling, cuts
+            )
+            if not plans:
+                raise VideoDecodeError("video has no frames to sample")
+            for clip in iter_clips(video, plans, settings):
+                now = time.perf_counter()
+                yield _clip_row(ref, clip, meta, now - mark)
+                mark = now
+                emitted += 1
+    except Exception as err:  # any failure of one video becomes its error row, never a crash
+        if isinstance(err, VideoDecodeError | SourceError):
+            reason = str(err)
+        elif isinstance(err, av.FFmpegError):
+            reason = f"decode failed: {_av_reason(err)}"
+        elif isinstance(err, MemoryError):
+            reason = "decode ran out of memory (decode.max_memory_mb)"
+        else:
+            reason = f"{type(err).__name__}: {err}"
+        yield error_row(
+            ref, _after(emitted, reason), time.perf_counter() - started, settings.processor.size
+        )
+
+
+def _after(emitted: int, reason: str) -> str:
+    return f"stopped after {emitted} clips: {reason}" if emitted else reason
+
+
+def _clip_row(ref: VideoRef, clip: DecodedClip, meta: VideoMeta, seconds: float):
+    plan = clip.plan
+    return {
+        **_video_row(ref),
+        "clip_index": plan.clip_index,
+        "start_s": plan.start_s,
+        "end_s": plan.end_s,
+        "frame_indices": plan.frame_indices,
+        "frame_times_s": plan.frame_times_s,
+        "video_duration_s": meta.duration_s,
+        "video_fps": meta.fps,
+        "width": meta.width,
+        "height": meta.height,
+        "frames": clip.frames,  # [T, S, S, 3] uint8
+        "thumbnail": clip.thumbnail,
+        "status": STATUS_OK,
+        "error": None,
+        "decode_s": seconds,
+    }
+
+
+def _isolated_rows(
+    ref: VideoRef, settings: DecodeSettings, scratch_dir: str
+) -> Iterator[dict[str, Any]]:
+    """The child process's body (module level, so it pickles by reference)."""
+    yield from iter_video_rows(ref, settings, scratch_dir)
+
+
+def decode_video_rows(ref: VideoRef, settings: DecodeSettings) -> Iterator[dict[str, Any]]:
+    """One video's rows, streamed: in a supervised child process unless isolation is off.
+
+    Always at least one row; a child killed for a budget or by a signal ends the video with
+    an error row saying which (clips it sent before are kept).
+    """
+    limits = settings.limits
+    scratch = tempfile.mkdtemp(prefix="clipnote-decode-", dir=limits.scratch_dir)
+    try:
+        if not limits.isolate:
+            yield from iter_video_rows(ref, settings, scratch)
+            return
+        started = time.perf_counter()
+        emitted = 0
+        for item in supervise(_isolated_rows, (ref, settings, scratch), limits):
+            if isinstance(item, Failure):
+                elapsed = time.perf_counter() - started
+                reason = _after(emitted, item.reason)
+                yield error_row(ref, reason, elapsed, settings.processor.size)
+                return
+            emitted += item["status"] == STATUS_OK
+            yield item
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def decode_video(ref: VideoRef, settings: DecodeSettings) -> list[dict[str, Any]]:
-    """All clip rows of one video (frames at model size), or its one error row."""
-    started = time.perf_counter()
-    try:
-        data = read_video(ref, settings.storage)
-        video = open_video(data)
-        meta = video_meta(video)
-        cuts = _shot_cuts(data, meta, settings.clips) if settings.clips.mode == "shots" else None
-        plans = plan_clips(meta.num_frames, meta.fps, settings.clips, settings.sampling, cuts)
-        if not plans:
-            raise VideoDecodeError("video has no frames to sample")
-        clips = [_decode_clip(video, plan, settings) for plan in plans]
-    except Exception as err:  # any failure of one video becomes its error row, never a crash
-        known = isinstance(err, VideoDecodeError | SourceError)
-        reason = str(err) if known else f"{type(err).__name__}: {err}"
-        elapsed = time.perf_counter() - started
-        return [error_row(ref, reason[:500], elapsed, settings.processor.size)]
-    per_clip = (time.perf_counter() - started) / len(plans)
-    rows = []
-    for plan, (clip, thumbnail) in zip(plans, clips, strict=True):
-        rows.append(
-            {
-                **_video_row(ref),
-                "clip_index": plan.clip_index,
-                "start_s": plan.start_s,
-                "end_s": plan.end_s,
-                "frame_indices": plan.frame_indices,
-                "frame_times_s": plan.frame_times_s,
-                "video_duration_s": meta.duration_s,
-                "video_fps": meta.fps,
-                "width": meta.width,
-                "height": meta.height,
-                "frames": clip,  # [T, S, S, 3] uint8
-                "thumbnail": thumbnail,
-                "status": STATUS_OK,
-                "error": None,
-                "decode_s": per_clip,
-            }
-        )
-    return rows
+    """All rows of one video (clip rows at model size, or an error row), as a list."""
+    return list(decode_video_rows(ref, settings))

@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from .records import ClipPlan
-from .sampling import SamplingConfig, sample_frame_indices
+from .sampling import SamplingConfig, sample_frames_at_times
 
 _EPS = 1e-6
 
@@ -108,11 +108,33 @@ def plan_clips(
     sampling: SamplingConfig,
     cuts_s: list[float] | None = None,
 ) -> list[ClipPlan]:
-    """Every clip of a video with its sampled frames and their presentation times."""
-    duration = num_frames / fps if fps > 0 else 0.0
+    """Every clip of a constant-rate video (frame i shown at `i / fps`)."""
+    if num_frames <= 0 or fps <= 0:
+        return []
+    times = np.arange(num_frames, dtype=np.float64) / fps
+    return plan_clips_at_times(times, num_frames / fps, clips, sampling, cuts_s)
+
+
+def plan_clips_at_times(
+    frame_times_s: np.ndarray,
+    duration_s: float,
+    clips: ClipConfig,
+    sampling: SamplingConfig,
+    cuts_s: list[float] | None = None,
+) -> list[ClipPlan]:
+    """Every clip of a video with its sampled frames and their presentation times.
+
+    `frame_times_s` are the stream's real presentation times (presentation order, from 0 at
+    the first frame); windows are cut in those seconds, so a variable frame rate moves which
+    frames are picked, never where the windows are.
+    """
+    times = np.asarray(frame_times_s, dtype=np.float64)
+    if len(times) == 0:
+        return []
     plans = []
-    for i, (start, end) in enumerate(clip_bounds(duration, clips, cuts_s)):
-        indices = sample_frame_indices(num_frames, fps, start, end, sampling)
-        times = (indices / fps).astype(np.float32)
-        plans.append(ClipPlan(i, round(start, 6), round(end, 6), indices, times))
+    for i, (start, end) in enumerate(clip_bounds(duration_s, clips, cuts_s)):
+        indices = sample_frames_at_times(times, start, end, sampling)
+        plans.append(
+            ClipPlan(i, round(start, 6), round(end, 6), indices, times[indices].astype(np.float32))
+        )
     return plans

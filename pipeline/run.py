@@ -99,6 +99,7 @@ def stage_settings(config: RunConfig, run_id: str) -> tuple[DecodeSettings, Anno
         processor=info.processor,
         storage=options,
         thumbnail_size=config.output_options.thumbnail_size,
+        limits=config.decode.limits(),
     )
     annotate = AnnotateSettings(
         run_id=run_id,

@@ -107,3 +107,67 @@ def encode_frames(
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode(None))
     return buffer.getvalue()
+
+
+# -- real-world video corpus (issue 9): written by PyAV, checked against a slow path ---------
+
+
+def encode_timed_frames(
+    frames: np.ndarray,
+    times_s: list[float],
+    rotation: int = 0,
+    options: dict[str, str] | None = None,
+    container_format: str = "mp4",
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+) -> bytes:
+    """Frames shown at the given times (variable frame rate allowed), stored with a display
+    matrix rotating them `rotation` degrees counter-clockwise when shown (0: none)."""
+    buffer = io.BytesIO()
+    time_base = Fraction(1, 1000)
+    with av.open(buffer, mode="w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = pix_fmt
+        stream.time_base = time_base
+        stream.options = options or {}
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for frame, t in zip(frames, times_s, strict=True):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts, picture.time_base = round(t * 1000), time_base
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+def slow_path_frames(data: bytes) -> tuple[list[float], list[np.ndarray]]:
+    """Every shown frame, decoded one after another by PyAV, and its time from the first.
+
+    The reference the decode stage is checked against: no index, no skipping, no seeking.
+    Frames are as stored (not rotated).
+    """
+    times: list[float] = []
+    frames: list[np.ndarray] = []
+    with av.open(io.BytesIO(data)) as container:
+        for frame in container.decode(video=0):
+            times.append(float(frame.time))
+            frames.append(frame.to_ndarray(format="rgb24"))
+    return [t - times[0] for t in times], frames
+
+
+def slow_path_pick(times: list[float], start: float, end: float, count: int) -> list[int]:
+    """For each of `count` equal segments of `[start, end)`, the frame (by time) shown inside
+    the clip nearest the segment's centre; the earlier one on a tie."""
+    inside = [i for i, t in enumerate(times) if start - 1e-6 <= t < end - 1e-6]
+    if not inside:
+        inside = [max(i for i, t in enumerate(times) if t <= start + 1e-6)]
+    picked = []
+    for j in range(count):
+        target = start + (j + 0.5) * (end - start) / count
+        best = inside[0]
+        for i in inside:
+            if abs(times[i] - target) < abs(times[best] - target) - 1e-9:
+                best = i
+        picked.append(best)
+    return picked

@@ -1,22 +1,21 @@
-"""Packet-level sparse decoding: the plan (pure) and the frames (real H.264 with B-frames)."""
+"""Packet-level sparse decoding: the plan (pure) and the frames (real H.264 with B-frames).
+
+Frames are checked against `slow_path_frames`: every frame decoded in order by PyAV.
+"""
 
 from __future__ import annotations
 
-import io
-
-import decord
 import numpy as np
 import pytest
 
-from pipeline.decode import (
-    OpenedVideo,
-    _packet_decoder,
-    open_video,
-    read_source_frames,
-    video_meta,
+from pipeline.decode import OpenedVideo, open_video, read_source_frames, video_meta
+from pipeline.packet_decode import (
+    PacketDecoder,
+    PacketIndex,
+    PacketIndexError,
+    SequentialDecoder,
 )
-from pipeline.packet_decode import PacketDecoder, PacketIndex, PacketIndexError
-from tests.helpers import encode_frames
+from tests.helpers import encode_frames, slow_path_frames
 
 # --- the plan -------------------------------------------------------------------------------
 
@@ -69,6 +68,18 @@ def test_unmappable_streams_are_refused(pts, keys, reason):
         PacketIndex.from_packets(pts, keys)
 
 
+def test_frames_cut_by_an_edit_list_are_decoded_but_never_numbered():
+    # packets 0 and 1 (I0, P1) are before the edit list's start: decoded only as references
+    pts = [-2, 1, -1, 0, 3, 2]
+    keys = [True, False, False, False, False, False]
+    discard = [True, False, True, False, False, False]
+    index = PacketIndex.from_packets(pts, keys, discard, [1] * 6)
+    assert index.num_frames == 4
+    assert index.frame_pts.tolist() == [0, 1, 2, 3]
+    assert index.runs([0]) == [(0, 3)]  # from the cut-away keyframe
+    assert index.last_duration == 1
+
+
 # --- the frames -----------------------------------------------------------------------------
 
 
@@ -89,39 +100,49 @@ def bframe_video() -> bytes:
     return _h264(_moving_texture(96))
 
 
-def _decord_frames(data: bytes, indices: list[int]) -> np.ndarray:
-    reader = decord.VideoReader(io.BytesIO(data), num_threads=1)
-    return reader.get_batch(indices).asnumpy()
+@pytest.fixture(scope="module")
+def bframe_reference(bframe_video) -> tuple[list[float], list[np.ndarray]]:
+    return slow_path_frames(bframe_video)
 
 
-def test_sampled_frames_equal_decords_while_fewer_frames_are_decoded(bframe_video):
+def test_sampled_frames_equal_the_slow_paths_while_fewer_frames_are_decoded(
+    bframe_video, bframe_reference
+):
     indices = [5, 17, 29, 41, 53, 65, 77, 89]
     decoder = PacketDecoder(bframe_video)
     frames = decoder.rgb_frames(indices)
     assert sorted(frames) == indices
-    expected = _decord_frames(bframe_video, indices)
-    for i, want in zip(indices, expected, strict=True):
-        np.testing.assert_array_equal(frames[i], want)
+    _times, expected = bframe_reference
+    for i in indices:
+        np.testing.assert_array_equal(frames[i], expected[i])
     # Up to frame 41 and frame 89 every frame would be decoded without skipping (90 in all).
     assert decoder.frames_decoded < 90 * 0.8
 
 
-def test_any_frame_can_be_asked_for_in_any_order(bframe_video):
+def test_any_frame_can_be_asked_for_in_any_order(bframe_video, bframe_reference):
     indices = [95, 0, 47, 48, 46, 1]
     frames = PacketDecoder(bframe_video).rgb_frames(indices)
-    expected = _decord_frames(bframe_video, sorted(indices))
-    for i, want in zip(sorted(indices), expected, strict=True):
-        np.testing.assert_array_equal(frames[i], want)
+    _times, expected = bframe_reference
+    for i in indices:
+        np.testing.assert_array_equal(frames[i], expected[i])
 
 
-def test_decode_stage_uses_the_packet_decoder_and_repeats_short_clip_frames(bframe_video):
+def test_frame_times_are_the_streams_own(bframe_video, bframe_reference):
+    times, _frames = bframe_reference
+    decoder = PacketDecoder(bframe_video)
+    np.testing.assert_allclose(decoder.frame_times_s(), times, atol=1e-9)
+    assert decoder.duration_s() == pytest.approx(96 / 24)
+
+
+def test_decode_stage_repeats_short_clip_frames(bframe_video, bframe_reference):
     video = open_video(bframe_video)
     assert video.packets is not None
     meta = video_meta(video)
     assert (meta.num_frames, meta.height, meta.width) == (96, 96, 128)
+    assert meta.fps == pytest.approx(24.0) and meta.rotation == 0
     frames = read_source_frames(video, np.array([3, 3, 60, 60]))
-    expected = _decord_frames(bframe_video, [3, 60])
-    np.testing.assert_array_equal(frames, expected[[0, 0, 1, 1]])
+    _times, expected = bframe_reference
+    np.testing.assert_array_equal(frames, np.stack([expected[i] for i in (3, 3, 60, 60)]))
 
 
 @pytest.mark.parametrize(
@@ -133,39 +154,26 @@ def test_decode_stage_uses_the_packet_decoder_and_repeats_short_clip_frames(bfra
         ("mpegts", "mpeg2video"),
     ],
 )
-def test_other_containers_and_codecs_give_the_frames_asked_for(container_format, codec):
-    """Each decoded frame is closest to the source frame of the same number (lossy codecs).
-
-    Checked against the source rather than decord: decord's `get_batch` mis-numbers and then
-    gives up on MPEG-TS, which the packet decoder reads correctly.
-    """
+def test_other_containers_and_codecs_give_the_slow_paths_frames(container_format, codec):
     source = _moving_texture(40, 64, 64)
-    video = open_video(encode_frames(source, 24, codec, container_format=container_format))
-    assert video.packets is not None
+    data = encode_frames(source, 24, codec, container_format=container_format)
+    video = open_video(data)
+    times, expected = slow_path_frames(data)
+    meta = video_meta(video)
+    assert meta.num_frames == len(expected) == 40
+    np.testing.assert_allclose(meta.frame_times_s, times, atol=1e-6)
     indices = np.array([0, 2, 20, 21, 39])
-    got = read_source_frames(video, indices).astype(np.int32)  # [5, 64, 64, 3]
-    errors = np.abs(got[:, None] - source[None].astype(np.int32)).mean(axis=(2, 3, 4))  # [5, 40]
-    assert errors.argmin(axis=1).tolist() == indices.tolist()
+    got = read_source_frames(video, indices)
+    np.testing.assert_array_equal(got, np.stack([expected[i] for i in indices]))
 
 
-def test_without_a_packet_decoder_decord_decodes_the_same_frames(bframe_video):
-    """The fallback path (packet index disagreeing with decord's) gives identical frames."""
-    video = open_video(bframe_video)
-    fallback = OpenedVideo(reader=video.reader, packets=None)
+def test_the_sequential_decoder_gives_the_same_frames_and_times(bframe_video, bframe_reference):
+    """The fallback for streams whose packets cannot be indexed agrees with the slow path."""
+    sequential = SequentialDecoder(bframe_video)
+    times, expected = bframe_reference
+    np.testing.assert_allclose(sequential.frame_times_s(), times, atol=1e-9)
+    fallback = OpenedVideo(frames=sequential, rotation=0, width=128, height=96)
     indices = np.array([7, 30, 31, 70])
     np.testing.assert_array_equal(
-        read_source_frames(fallback, indices), read_source_frames(video, indices)
+        read_source_frames(fallback, indices), np.stack([expected[i] for i in indices])
     )
-
-
-def test_a_packet_index_that_disagrees_with_decord_is_not_used(bframe_video):
-    """Frame numbers must be decord's: a different frame count or timing means decord decodes."""
-    shorter = _h264(_moving_texture(60))
-    reader = decord.VideoReader(io.BytesIO(shorter), num_threads=1)
-    assert _packet_decoder(bframe_video, reader) is None
-    slower = encode_frames(_moving_texture(96), 12)
-    reader = decord.VideoReader(io.BytesIO(slower), num_threads=1)
-    assert len(reader) == 96
-    assert _packet_decoder(bframe_video, reader) is None
-    same = decord.VideoReader(io.BytesIO(bframe_video), num_threads=1)
-    assert _packet_decoder(bframe_video, same) is not None
