@@ -1,0 +1,170 @@
+"""Nightly runs for real (local Ray, toy model, PyAV-made videos): incremental, resumable,
+one writer at a time, retry of failed videos, and what the reading path shows after each."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from jobs.nightly import main as nightly_main
+from jobs.nightly import night_config, run_nightly, run_retry
+from model.toy.video_io import write_toy_videos
+from pipeline.annotate import prompt_id
+from pipeline.config import build_config
+from pipeline.ray_data import select_redo
+from pipeline.reading import read_all, read_latest
+from pipeline.records import VideoRef
+from pipeline.run import VideoState, plan_work
+from pipeline.sink import RunLease, RunLocked
+
+pytestmark = pytest.mark.slow
+
+NIGHT = date(2026, 3, 1)
+
+
+def _config(videos: Path, output: Path, **extra):
+    raw = {
+        "input": str(videos),
+        "output": str(output),
+        "clips": {"mode": "window", "length_s": 1.0, "stride_s": 1.0},
+        "sampling": {"num_frames": 4},
+        "model": {"source": "toy", "max_new_tokens": 8, "tag_max_new_tokens": 4},
+        "output_options": {"rows_per_file": 3},
+        "commit": {"chunk_videos": 1},
+    }
+    raw.update(extra)
+    return build_config(raw)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("nightly-videos")
+    write_toy_videos(root, seed=21, n=3, num_frames=48, size=64)  # 2 clips each
+    return root
+
+
+def _clip_keys(table) -> list[tuple[str, int]]:
+    return sorted(zip(table["video_uri"].to_pylist(), table["clip_index"].to_pylist(), strict=True))
+
+
+def test_second_run_of_a_night_does_no_annotation(ray_session, videos, tmp_path):
+    out = tmp_path / "out"
+    first = run_nightly(_config(videos, out), NIGHT)
+    assert (first.videos, first.skipped, first.processed) == (3, 0, 3)
+    assert first.counts == {"ok": 6} and first.run_id == "nightly-2026-03-01"
+    before = read_all(str(out))
+    second = run_nightly(_config(videos, out), NIGHT)
+    assert (second.videos, second.skipped, second.processed) == (3, 3, 0)
+    assert second.counts == {} and second.files == [] and second.chunks == 0
+    after = read_all(str(out))
+    assert after.num_rows == before.num_rows == 6  # no new row was written
+    assert _clip_keys(read_latest(str(out))) == _clip_keys(before)
+    # a new video arriving: only it is processed
+    write_toy_videos(tmp_path / "more", seed=22, n=1, num_frames=48, size=64)
+    new = next((tmp_path / "more").glob("*.mp4"))
+    extra = videos.parent / f"{videos.name}-plus"
+    extra.mkdir(exist_ok=True)
+    for path in [*videos.glob("*.mp4"), new]:
+        (extra / (path.name if path != new else "new.mp4")).write_bytes(path.read_bytes())
+    third = run_nightly(_config(extra, out), date(2026, 3, 2))
+    assert third.processed == 4  # other URIs: the copies are other videos to the pipeline
+    fourth = run_nightly(_config(extra, out), date(2026, 3, 3))
+    assert fourth.processed == 0
+
+
+def test_changed_prompt_reannotates_every_clip_once(ray_session, videos, tmp_path):
+    out = tmp_path / "out"
+    run_nightly(_config(videos, out), NIGHT)
+    changed = _config(videos, out, prompts={"caption": "Say what moves."})
+    summary = run_nightly(changed, date(2026, 3, 2))
+    assert summary.processed == 3 and summary.counts == {"ok": 6}
+    latest = read_latest(str(out))
+    assert latest.num_rows == 6 and len(set(_clip_keys(latest))) == 6
+    assert set(latest["prompt_id"].to_pylist()) == {prompt_id(changed.prompts)}
+    assert read_all(str(out)).num_rows == 12  # history kept: both annotations committed
+    assert run_nightly(changed, date(2026, 3, 3)).processed == 0
+
+
+def test_retry_redoes_only_failed_videos(ray_session, videos, tmp_path):
+    out = tmp_path / "out"
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    good = sorted(videos.glob("*.mp4"))[0]
+    (inputs / "good.mp4").write_bytes(good.read_bytes())
+    (inputs / "later.mp4").write_bytes(b"not yet a video")
+    config = _config(inputs, out)
+    first = run_nightly(config, NIGHT)
+    assert first.counts == {"ok": 2, "decode_error": 1}
+    (inputs / "later.mp4").write_bytes(good.read_bytes())  # the object is fixed
+    nothing = run_nightly(config.model_copy(update={"input": str(inputs / "good.mp4")}), NIGHT)
+    assert nothing.processed == 0
+    summary = run_retry(config)
+    assert summary.run_id.startswith("retry-") and (summary.skipped, summary.processed) == (1, 1)
+    latest = read_latest(str(out)).to_pylist()
+    assert sorted((Path(r["video_uri"]).name, r["clip_index"], r["status"]) for r in latest) == [
+        ("good.mp4", 0, "ok"), ("good.mp4", 1, "ok"),
+        ("later.mp4", 0, "ok"), ("later.mp4", 1, "ok"),
+    ]  # fmt: skip
+    again = run_retry(config)
+    assert again.processed == 0
+
+
+def test_a_second_concurrent_writer_of_the_night_is_refused(ray_session, videos, tmp_path):
+    out = tmp_path / "out"
+    config = _config(videos, out)
+    lease = RunLease(str(out), night_config(config, NIGHT).run_id, ttl_s=60)
+    lease.acquire()
+    try:
+        with pytest.raises(RunLocked, match="is being written by"):
+            run_nightly(config, NIGHT)
+    finally:
+        lease.release()
+    assert read_all(str(out)).num_rows == 0
+
+
+def test_job_entry_point_says_what_it_did(ray_session, videos, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = [
+        "--input", str(videos), "--output", str(out), "--date", "2026-03-04",
+        "--set", "clips.mode=whole", "--set", "sampling.num_frames=4",
+        "--set", "model.max_new_tokens=4", "--set", "model.tag_max_new_tokens=2",
+    ]  # fmt: skip
+    assert nightly_main(args) == 0
+    first = capsys.readouterr().out
+    assert "listed 3 videos, 0 skipped as done, 3 processed" in first
+    assert nightly_main(args) == 0
+    second = capsys.readouterr().out
+    assert "listed 3 videos, 3 skipped as done, 0 processed" in second
+    assert "nothing to do" in second
+    record = json.loads((out / "_runs" / "nightly-2026-03-04.json").read_text())
+    assert record["rows"] == 3 and len(record["attempts"]) == 2
+
+
+def test_plan_work_rules():
+    refs = [VideoRef(f"v{i}", 10, "e") for i in range(4)]
+    from pipeline.annotate import work_key
+
+    key = {r.uri: work_key(r.uri, r.size, r.version, "S") for r in refs}
+    states = {
+        "v0": VideoState(key["v0"]),  # done
+        "v1": VideoState(key["v1"], {2}),  # one failed clip, same settings
+        "v2": VideoState("other", {1}),  # failed under other settings
+        # v3 never seen
+    }
+    items, skipped = plan_work(refs, states, "S", "incremental")
+    assert [i["uri"] for i in items] == ["v2", "v3"] and skipped == 2
+    items, skipped = plan_work(refs, states, "S", "retry")
+    assert [(i["uri"], i["redo"]) for i in items] == [("v1", "2"), ("v2", "")] and skipped == 2
+    items, _ = plan_work(refs, states, "S", "all")
+    assert len(items) == 4
+
+
+def test_select_redo():
+    rows = [{"clip_index": i} for i in range(3)]
+    assert select_redo(rows, "1") == [{"clip_index": 1}]
+    assert select_redo(rows, "") == rows
+    assert select_redo(rows, "7") == rows  # the plan changed: redo the whole video
+    assert select_redo([{"clip_index": -1}], "1") == [{"clip_index": -1}]
