@@ -1,21 +1,27 @@
-"""The `clipnote` command line."""
+"""The `clipnote` command line.
+
+Every command validates its config and checks the model, input and output before any cluster
+work (`pipeline.preflight`). A mistake ends with one line naming the thing and what to do, and
+exit code 2 (bad request) or 1 (environment); `--debug` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from pipeline.config import ConfigError
-
-from .options import config_from_cli
-
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
+err_console = Console(stderr=True)
 
-ConfigArg = Annotated[Path | None, typer.Argument(help="run config (YAML)", exists=True)]
+ConfigArg = Annotated[Path | None, typer.Argument(help="run config (YAML)")]
 InputOpt = Annotated[
     str | None, typer.Option("--input", help="videos: s3:// prefix, dir, manifest")
 ]
@@ -24,12 +30,52 @@ ModelOpt = Annotated[str | None, typer.Option("--model", help="checkpoint dir or
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override: key=value")]
 
 
-def _config(config, input_uri, output_uri, model_uri, sets):
+@dataclass
+class CliState:
+    debug: bool = False
+    verbose: bool = False
+
+
+STATE = CliState()
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="show Ray's own logs")] = False,
+) -> None:
+    STATE.debug, STATE.verbose = debug, verbose
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """One clear line and exit code 2/1 for anything raised inside (traceback with --debug)."""
     try:
-        return config_from_cli(config, input_uri, output_uri, model_uri, sets)
-    except ConfigError as err:
-        console.print(f"[red]{err}[/red]")
-        raise typer.Exit(2) from None
+        yield
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if STATE.debug:
+            raise
+        from .errors import explain
+
+        message, code = explain(exc)
+        err_console.print(f"clipnote: {message}", style="red", soft_wrap=True, markup=False)
+        raise typer.Exit(code) from None
+
+
+def prepared_config(config, input_uri, output_uri, model_uri, sets):
+    """The validated config, after the preflight checks (model, input, output) passed."""
+    from pipeline.config import ConfigError
+    from pipeline.preflight import preflight
+
+    from .options import config_from_cli
+
+    if config is not None and not config.is_file():
+        raise ConfigError(f"config: no such file: {config}")
+    run_config = config_from_cli(config, input_uri, output_uri, model_uri, sets)
+    preflight(run_config)
+    return run_config
 
 
 @app.command()
@@ -41,14 +87,11 @@ def run(
     sets: SetOpt = None,
 ) -> None:
     """Caption and tag every video of the input; Parquet + commit record in the output."""
-    run_config = _config(config, input_uri, output_uri, model_uri, sets)
-    from pipeline.run import run_pipeline
+    from .progress import run_with_display
 
-    from .ray_session import connect
-    from .report import print_summary
-
-    connect()
-    print_summary(run_pipeline(run_config), console)
+    with user_errors():
+        run_config = prepared_config(config, input_uri, output_uri, model_uri, sets)
+        run_with_display(run_config, console, verbose=STATE.verbose)
 
 
 @app.command()
@@ -59,7 +102,8 @@ def demo(
     """Toy videos -> full pipeline on a local Ray with the shipped toy model -> captions."""
     from .demo import run_demo
 
-    run_demo(out.resolve(), videos, console)
+    with user_errors():
+        run_demo(out.resolve(), videos, console, verbose=STATE.verbose)
 
 
 @app.command()
@@ -70,26 +114,127 @@ def submit(
     output_uri: OutputOpt = None,
     model_uri: ModelOpt = None,
     sets: SetOpt = None,
+    follow: Annotated[bool, typer.Option(help="stream the job's log until it ends")] = False,
 ) -> None:
-    """Submit the run as a Ray Job (working_dir upload); prints the job id."""
-    run_config = _config(config, input_uri, output_uri, model_uri, sets)  # fail here, not there
-    from ray.exceptions import AuthenticationError
+    """Submit the run as a Ray Job (only the project's code is uploaded); prints the job id."""
+    from .submit import follow_job, submit_run
 
-    from .submit import submit_run
-
-    try:
+    with user_errors():
+        run_config = prepared_config(config, input_uri, output_uri, model_uri, sets)
         job_id = submit_run(address, run_config)
-    except AuthenticationError as err:
-        console.print(
-            f"[red]the cluster refused the request: {err}[/red]\n"
-            "Clusters run with token authentication: set RAY_AUTH_MODE=token and the cluster's "
-            "token (RAY_AUTH_TOKEN or ~/.ray/auth_token)."
+        console.print(f"submitted job [bold]{job_id}[/bold]", soft_wrap=True)
+        if not follow:
+            console.print(
+                f"follow its logs: ray job logs --address {address} --follow {job_id}",
+                soft_wrap=True,
+            )
+            return
+        status = follow_job(address, job_id, sys.stdout)
+        console.print(f"job {job_id}: {status}", soft_wrap=True)
+        if status != "SUCCEEDED":
+            raise typer.Exit(1)
+
+
+DateOpt = Annotated[
+    str | None, typer.Option("--date", help="the night, YYYY-MM-DD (default: today, UTC)")
+]
+
+
+@app.command()
+def nightly(
+    config: ConfigArg = None,
+    day: DateOpt = None,
+    input_uri: InputOpt = None,
+    output_uri: OutputOpt = None,
+    model_uri: ModelOpt = None,
+    sets: SetOpt = None,
+) -> None:
+    """Caption what is not done yet (run id nightly-DATE; a re-run resumes it)."""
+    from datetime import UTC, date, datetime
+
+    from pipeline.config import ConfigError
+
+    from .nightly import describe, night_config
+    from .progress import run_with_display
+
+    with user_errors():
+        try:
+            night = date.fromisoformat(day) if day else datetime.now(UTC).date()
+        except ValueError:
+            raise ConfigError(f"--date: expected YYYY-MM-DD, got {day!r}") from None
+        run_config = night_config(
+            prepared_config(config, input_uri, output_uri, model_uri, sets), night
         )
-        raise typer.Exit(1) from None
-    console.print(f"submitted job [bold]{job_id}[/bold]", soft_wrap=True)
-    console.print(
-        f"follow its logs: ray job logs --address {address} --follow {job_id}", soft_wrap=True
-    )
+        summary = run_with_display(
+            run_config, console, verbose=STATE.verbose, mode="incremental", run_date=night
+        )
+        console.print("\n".join(describe(summary)), soft_wrap=True, markup=False)
+
+
+@app.command()
+def retry(
+    config: ConfigArg = None,
+    input_uri: InputOpt = None,
+    output_uri: OutputOpt = None,
+    model_uri: ModelOpt = None,
+    sets: SetOpt = None,
+) -> None:
+    """Redo only the clips whose latest committed row is an error (history is kept)."""
+    from .nightly import describe, retry_config
+    from .progress import run_with_display
+
+    with user_errors():
+        run_config = retry_config(prepared_config(config, input_uri, output_uri, model_uri, sets))
+        summary = run_with_display(run_config, console, verbose=STATE.verbose, mode="retry")
+        console.print("\n".join(describe(summary)), soft_wrap=True, markup=False)
+
+
+# -- reading results: query, stats, report (jobs/query.py, jobs/stats.py, jobs/report_html.py) --
+
+OutputArg = Annotated[str, typer.Argument(help="output root of runs (s3:// or dir)")]
+EndpointOpt = Annotated[
+    str | None, typer.Option("--endpoint-url", help="S3-compatible endpoint (MinIO, Ceph, R2)")
+]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="S3 region")]
+
+
+@contextmanager
+def query_errors() -> Iterator[None]:
+    """Bad SQL: DuckDB's own message and exit 2; everything else as `user_errors` says."""
+    from .query import QueryError
+
+    with user_errors():
+        try:
+            yield
+        except QueryError as exc:
+            if STATE.debug:
+                raise
+            err_console.print(f"clipnote: {exc}", style="red", soft_wrap=True, markup=False)
+            raise typer.Exit(2) from None
+
+
+def _storage(endpoint_url: str | None, region: str | None):
+    from pipeline.storage import StorageOptions
+
+    return StorageOptions(endpoint_url=endpoint_url, region=region)
+
+
+@app.command()
+def query(
+    output: OutputArg,
+    sql: Annotated[str, typer.Argument(help="SQL over the views clips, clips_all, runs")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="table | json (one object per line) | csv | parquet")
+    ] = "table",
+    out: Annotated[str | None, typer.Option("--out", help="write here (path or s3://)")] = None,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+) -> None:
+    """DuckDB SQL over the committed output, streamed (clips = latest annotation per clip)."""
+    from .query import run_query
+
+    with query_errors():
+        run_query(output, sql, fmt, out, _storage(endpoint_url, region), console)  # type: ignore[arg-type]
 
 
 def main() -> None:

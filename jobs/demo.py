@@ -13,11 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.config import build_config
-from pipeline.run import RunSummary, run_pipeline
+from pipeline.run import RunSummary
 from pipeline.sink import read_committed
 
-from .ray_session import connect
-from .report import print_summary
+from .progress import run_with_display
 
 DEMO_SEED = 2026
 
@@ -52,7 +51,9 @@ def show_captions(summary: RunSummary, truth: dict[str, dict], console: Console)
     return matches
 
 
-def run_demo(out_dir: Path, count: int = 6, console: Console | None = None) -> RunSummary:
+def run_demo(
+    out_dir: Path, count: int = 6, console: Console | None = None, verbose: bool = False
+) -> RunSummary:
     console = console or Console()
     videos = out_dir / "videos"
     truth = make_demo_videos(videos, count)
@@ -65,9 +66,7 @@ def run_demo(out_dir: Path, count: int = 6, console: Console | None = None) -> R
             "model": {"source": "toy", "batch_size": 8},
         }
     )
-    connect()
-    summary = run_pipeline(config)
+    summary = run_with_display(config, console, verbose=verbose)
     matches = show_captions(summary, truth, console)
-    print_summary(summary, console)
     console.print(f"{matches}/{count} captions match the truth. Parquet: {summary.output}/clips")
     return summary

@@ -1,18 +1,79 @@
-"""Connecting to Ray: the cluster named by RAY_ADDRESS, or a local one started here."""
+"""Connecting to Ray: the cluster named by RAY_ADDRESS, or a local one started here.
+
+Quiet by default: Ray's own INFO logs and Ray Data's progress bars would drown clipnote's
+single progress line, so they appear only with `verbose=True` (`--verbose`). An address that
+nothing answers on fails in seconds with a clear `Problem` instead of Ray's minute-long wait.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
+from urllib.parse import urlparse
+
+from pipeline.preflight import ENVIRONMENT, Problem
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+_PROBE_TIMEOUT_S = 5.0
 
 
-def connect(num_cpus: int | None = None) -> None:
-    """Join `RAY_ADDRESS` when set (Ray Jobs set it); otherwise start a local Ray."""
+def _host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a `host:port` or `ray://host:port` address; None for `auto`/`local`."""
+    if address in ("auto", "local") or ("://" not in address and ":" not in address):
+        return None
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    if parsed.hostname is None or parsed.port is None:
+        return None
+    return parsed.hostname, parsed.port
+
+
+def check_ray_address(address: str) -> None:
+    """One TCP connect to the head; `Problem` (exit 1) when nothing answers there."""
+    target = _host_port(address)
+    if target is None:
+        return
+    try:
+        with socket.create_connection(target, timeout=_PROBE_TIMEOUT_S):
+            pass
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise Problem(
+            f"ray: cannot reach the Ray cluster at RAY_ADDRESS={address} ({reason}): start it "
+            "(`ray start --head`) or unset RAY_ADDRESS to run on a local Ray",
+            ENVIRONMENT,
+        ) from None
+
+
+def _quiet_ray_data() -> None:
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    for name in ("ray", "ray.data", "ray.data._internal"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def connect(num_cpus: int | None = None, verbose: bool = False) -> None:
+    """Join `RAY_ADDRESS` when set (Ray Jobs set it); otherwise start a local Ray on loopback."""
     import ray
 
     if ray.is_initialized():
         return
-    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "0")
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+    level = logging.INFO if verbose else logging.WARNING
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        check_ray_address(address)
+        kwargs = {}
+        target = _host_port(address)
+        if target and target[0] in _LOOPBACK:
+            kwargs["_node_ip_address"] = "127.0.0.1"  # else Ray swaps in the interface address
+        ray.init(address=address, log_to_driver=verbose, logging_level=level, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(
+            num_cpus=num_cpus, include_dashboard=False, log_to_driver=verbose,
+            logging_level=level, _node_ip_address="127.0.0.1",
+        )  # fmt: skip
+    if not verbose:
+        _quiet_ray_data()

@@ -1,48 +1,140 @@
 """`clipnote submit`: run a captioning job on a Ray cluster through Ray Jobs.
 
-The project directory is uploaded as the job's `working_dir` and the job runs
-`python -m jobs.caption` there. The run config is validated here and travels inside the
-job's environment, so a bad config never reaches the cluster. Authentication is Ray's own:
-with `RAY_AUTH_MODE=token` the client sends the cluster's token (`RAY_AUTH_TOKEN` or
-`~/.ray/auth_token`); it is never turned off.
+What is uploaded is an allow-list, never a folder as it happens to be: the Python files of the
+project's own packages (`model`, `pipeline`, `jobs`), the shipped toy checkpoint, the example
+configs, and `pyproject.toml` / the lock when they sit beside the packages. They are copied
+from wherever the packages are imported from, so a source checkout and a non-editable install
+upload the same thing, and a `.env`, `~/.aws`, SSH key, virtualenv or video folder lying in
+the project is never shipped. The job runs `python -m jobs.caption` there.
+
+The run config is validated here and travels inside the job's environment, so a bad config
+never reaches the cluster. Authentication is Ray's own: with `RAY_AUTH_MODE=token` the client
+sends the cluster's token (`RAY_AUTH_TOKEN` or `~/.ray/auth_token`); it is never turned off.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from pipeline.config import RunConfig
+from pipeline.preflight import BAD_INPUT, ENVIRONMENT, Problem
 
 CONFIG_ENV = "CLIPNOTE_RUN_CONFIG"
-UPLOAD_EXCLUDES = [
-    ".git", "**/__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache",
-    "tests/fixtures", "clipnote-demo", "benchmarks/results",
-]  # fmt: skip
+PACKAGES = ("model", "pipeline", "jobs")
+UPLOAD_ALLOW: dict[str, tuple[str, ...]] = {
+    "model": ("**/*.py", "toy/checkpoint/*.json", "toy/checkpoint/*.safetensors"),
+    "pipeline": ("**/*.py",),
+    "jobs": ("**/*.py", "configs/*.yaml"),
+}
+"""Per package, the only files uploaded (globs relative to the package folder)."""
+ROOT_FILES = ("pyproject.toml", "requirements/lock.txt")
+"""Project files uploaded when they sit beside the packages (a source checkout)."""
 
 
-def project_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+def package_dir(name: str) -> Path:
+    """Where package `name` is imported from (a checkout or site-packages)."""
+    module = importlib.import_module(name)
+    return Path(module.__file__).resolve().parent
 
 
-def job_spec(config: RunConfig) -> dict:
+def _allowed_files(folder: Path, patterns: tuple[str, ...]) -> Iterator[Path]:
+    """Regular files matching `patterns`, outside hidden folders and caches, not symlinks."""
+    for pattern in patterns:
+        for path in sorted(folder.glob(pattern)):
+            parts = path.relative_to(folder).parts
+            hidden = any(p.startswith(".") or p == "__pycache__" for p in parts)
+            if not hidden and path.is_file() and not path.is_symlink():
+                yield path
+
+
+def stage_working_dir(dest: Path, packages: dict[str, Path] | None = None) -> list[str]:
+    """Copy the allow-listed files into `dest`; returns their relative paths, sorted."""
+    packages = packages or {name: package_dir(name) for name in PACKAGES}
+    copied: set[str] = set()
+    for name, folder in packages.items():
+        for path in _allowed_files(folder, UPLOAD_ALLOW[name]):
+            relative = Path(name) / path.relative_to(folder)
+            target = dest / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            copied.add(relative.as_posix())
+    root = {folder.parent for folder in packages.values()}
+    if len(root) == 1:
+        (project,) = root
+        for name in ROOT_FILES:
+            source = project / name
+            if source.is_file() and not source.is_symlink():
+                (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, dest / name)
+                copied.add(name)
+    return sorted(copied)
+
+
+def job_spec(config: RunConfig, working_dir: Path) -> dict:
     """Entrypoint and runtime environment of the Ray Job for `config`."""
     return {
         "entrypoint": f"python -m jobs.caption --config-env {CONFIG_ENV}",
         "runtime_env": {
-            "working_dir": str(project_root()),
-            "excludes": UPLOAD_EXCLUDES,
+            "working_dir": str(working_dir),
             "env_vars": {CONFIG_ENV: json.dumps(config.model_dump(mode="json"))},
         },
     }
 
 
-def submit_run(address: str, config: RunConfig) -> str:
-    """Submit; returns the Ray job id."""
+def _client(address: str):
     from ray.job_submission import JobSubmissionClient
 
     if not address:
-        raise ValueError("--address is required, e.g. http://HEAD:8265")
-    client = JobSubmissionClient(address)
-    spec = job_spec(config)
-    return client.submit_job(entrypoint=spec["entrypoint"], runtime_env=spec["runtime_env"])
+        raise Problem(
+            "--address is required: the Ray dashboard of the cluster, e.g. "
+            "--address http://HEAD:8265 (for a local run use `clipnote run`)",
+            BAD_INPUT,
+        )
+    try:
+        return JobSubmissionClient(address)
+    except Exception as err:
+        from ray.exceptions import AuthenticationError
+
+        if isinstance(err, AuthenticationError):
+            raise Problem(
+                f"the cluster refused the request: {err}. Clusters run with token "
+                "authentication: set RAY_AUTH_MODE=token and the cluster's token "
+                "(RAY_AUTH_TOKEN or ~/.ray/auth_token).",
+                ENVIRONMENT,
+            ) from None
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise Problem(
+            f"cannot reach the Ray dashboard at {address}: {first}", ENVIRONMENT
+        ) from None
+
+
+def submit_run(address: str, config: RunConfig) -> str:
+    """Submit; returns the Ray job id."""
+    client = _client(address)
+    with tempfile.TemporaryDirectory(prefix="clipnote-upload-") as folder:
+        stage_working_dir(Path(folder))
+        spec = job_spec(config, Path(folder))
+        return client.submit_job(entrypoint=spec["entrypoint"], runtime_env=spec["runtime_env"])
+
+
+def follow_job(address: str, job_id: str, out: TextIO, poll_s: float = 2.0) -> str:
+    """Copy the job's log to `out` until the job ends; returns its final status."""
+    client = _client(address)
+    printed = 0
+    while True:
+        status = client.get_job_status(job_id)
+        logs = client.get_job_logs(job_id)
+        if len(logs) > printed:
+            out.write(logs[printed:])
+            out.flush()
+            printed = len(logs)
+        if status.is_terminal():
+            return str(status.value if hasattr(status, "value") else status)
+        time.sleep(poll_s)

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.submit import CONFIG_ENV, UPLOAD_EXCLUDES, job_spec, project_root
+from jobs.submit import CONFIG_ENV, job_spec, stage_working_dir
 from pipeline.config import build_config
 
-ROOT = project_root()
+ROOT = Path(__file__).resolve().parents[2]
 JOB_TIMEOUT_S = 240
 UPLOAD_LIMIT = 16 * 2**20  # now ~0.3 MB zipped; Ray refuses >= 512 MiB (its max gRPC message)
 
@@ -209,25 +209,101 @@ def _package_bytes(temp_dir: Path) -> tuple[int, list[str]]:
     return sum(f.stat().st_size for f in files), top
 
 
-def test_job_spec_carries_the_validated_config() -> None:
+def test_job_spec_carries_the_validated_config(tmp_path: Path) -> None:
     config = build_config(
         {"input": "s3://b/in/", "output": "s3://b/out/", "sampling": {"num_frames": 4}}
     )
-    spec = job_spec(config)
+    spec = job_spec(config, tmp_path)
     assert spec["entrypoint"] == f"python -m jobs.caption --config-env {CONFIG_ENV}"
     runtime_env = spec["runtime_env"]
-    assert Path(runtime_env["working_dir"]) == ROOT
+    assert runtime_env["working_dir"] == str(tmp_path)
     assert build_config(json.loads(runtime_env["env_vars"][CONFIG_ENV])) == config
 
 
-def test_working_dir_package_is_small(tmp_path: Path) -> None:
-    """Zip the project exactly as Ray's uploader does (same excludes, .gitignore honoured)."""
-    from ray._private.runtime_env.packaging import GCS_STORAGE_MAX_SIZE, create_package
+SECRETS = (
+    ".env", ".aws/credentials", "id_rsa", ".ssh/id_ed25519", ".venv/lib/site.py",
+    "my-videos/holiday.mp4", "my-videos/clip.yaml", "keys.json",
+)  # fmt: skip
 
+
+def _planted_project(root: Path) -> dict[str, Path]:
+    """A copy of the project's packages with secrets and data planted around and inside them."""
+    for name in ("model", "pipeline", "jobs"):
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    for folder in (root, root / "pipeline", root / "jobs" / "configs"):
+        for secret in SECRETS:
+            path = folder / secret
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("SECRET=do-not-upload\n")
+    (root / "jobs" / "linked.py").symlink_to(root / ".env")
+    return {name: root / name for name in ("model", "pipeline", "jobs")}
+
+
+def test_upload_is_the_allow_list_only(tmp_path: Path) -> None:
+    """Caught: the working_dir was the project folder minus an exclude list, so `.env`,
+    `.aws/credentials`, SSH keys, a virtualenv and video folders were zipped and uploaded.
+    The zip is made by Ray's own packaging, as `submit_job` makes it."""
+    from ray._private.runtime_env.packaging import create_package
+
+    packages = _planted_project(tmp_path / "project")
+    staged = tmp_path / "staged"
+    copied = stage_working_dir(staged, packages)
     target = tmp_path / "pkg.zip"
-    create_package(str(ROOT), target, include_gitignore=True, excludes=UPLOAD_EXCLUDES)
-    size = target.stat().st_size
-    assert size < UPLOAD_LIMIT < GCS_STORAGE_MAX_SIZE, f"working_dir zip is {size} bytes"
+    create_package(str(staged), target, include_gitignore=True)
+    import zipfile
+
+    names = [n for n in zipfile.ZipFile(target).namelist() if not n.endswith("/")]
+    assert sorted(names) == copied
+    contents = [(staged / n).read_text(errors="replace") for n in names]
+    assert not [n for n, text in zip(names, contents, strict=True) if "do-not-upload" in text]
+    assert "jobs/linked.py" not in names
+    expected = {
+        "pyproject.toml", "jobs/caption.py", "pipeline/run.py", "model/modeling.py",
+        "model/toy/checkpoint/model.safetensors", "model/toy/checkpoint/config.json",
+        "jobs/configs/toy-local.yaml",
+    }  # fmt: skip
+    assert expected <= set(names)
+    assert all(n.endswith((".py", ".json", ".safetensors", ".yaml", ".toml")) for n in names)
+    assert target.stat().st_size < UPLOAD_LIMIT
+
+
+@pytest.mark.slow
+def test_upload_from_a_non_editable_install(tmp_path: Path) -> None:
+    """Caught: from a wheel install the project root was site-packages (GBs, over Ray's
+    upload limit). The staged folder must hold the same packages, imported from the wheel."""
+    wheel_dir, site = tmp_path / "wheel", tmp_path / "site"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(wheel_dir), str(ROOT)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = wheel_dir.glob("clipnote-*.whl")
+    import zipfile
+
+    zipfile.ZipFile(wheel).extractall(site)
+    code = (
+        "import sys, json, pathlib, jobs.submit as s; "
+        "files = s.stage_working_dir(pathlib.Path(sys.argv[1])); "
+        "print(json.dumps({'files': files, 'from': str(s.package_dir('pipeline'))}))"
+    )
+    staged = tmp_path / "staged"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(site)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(staged)], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["from"] == str(site / "pipeline")
+    assert (
+        "pipeline/run.py" in result["files"]
+        and "model/toy/checkpoint/config.json" in result["files"]
+    )
+    size = sum(f.stat().st_size for f in staged.rglob("*") if f.is_file())
+    assert size < UPLOAD_LIMIT
 
 
 @pytest.mark.slow
@@ -285,10 +361,7 @@ def test_submit_runs_a_caption_job(ray_head: Head, tmp_path: Path, tiny_checkpoi
     print(f"working_dir package on the head: {size / 2**20:.2f} MiB, {top}")
     assert size < UPLOAD_LIMIT
     assert "jobs" in top and "pipeline" in top and "model" in top
-    assert not (set(top) & {".git", "clipnote-demo"})
-    assert "tests/fixtures" in UPLOAD_EXCLUDES
-    pattern = "session_*/runtime_resources/working_dir_files/_ray_pkg_*/tests/fixtures"
-    assert not list(ray_head.temp_dir.glob(pattern)), "test fixtures were uploaded"
+    assert set(top) == {"jobs", "pipeline", "model", "pyproject.toml", "requirements"}
 
 
 @pytest.mark.slow
@@ -306,6 +379,7 @@ def test_client_without_the_token_is_rejected(ray_head: Head, tmp_path: Path) ->
         JobSubmissionClient(ray_head.address, headers=wrong).list_jobs()
 
     # `clipnote submit` from a machine that has auth on but not the cluster's token.
+    (tmp_path / "in").mkdir()
     config_path = _write_config(
         tmp_path / "run.yaml", input=str(tmp_path / "in"), output=str(tmp_path / "out")
     )

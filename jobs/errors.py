@@ -1,0 +1,38 @@
+"""Turning what a user can get wrong into one line and an exit code, not a traceback.
+
+Exit 2: the request is wrong (bad config, missing input or checkpoint). Exit 1: the world
+refused (unreachable endpoint or cluster, denied bucket, wrong credentials, output not
+writable, a run already being written). Anything else is a bug: one line saying so, and
+`--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+from model.checkpoint import CheckpointError
+from model.remote import FetchError
+from pipeline.config import ConfigError
+from pipeline.preflight import BAD_INPUT, ENVIRONMENT, Problem
+from pipeline.sink import CommitError, RunLocked
+from pipeline.sources import SourceError
+
+_BAD_INPUT = (ConfigError, CheckpointError)
+_ENVIRONMENT = (CommitError, RunLocked, FetchError)
+
+
+def explain(exc: BaseException) -> tuple[str, int]:
+    """(one-line message, exit code) for any exception that reached the command line."""
+    if isinstance(exc, Problem):
+        return exc.message, exc.exit_code
+    if isinstance(exc, _BAD_INPUT):
+        return str(exc), BAD_INPUT
+    if isinstance(exc, SourceError):
+        code = BAD_INPUT if "not found" in str(exc) or "unsupported" in str(exc) else ENVIRONMENT
+        return f"input: {exc}", code
+    if isinstance(exc, _ENVIRONMENT):
+        return str(exc), ENVIRONMENT
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return (
+        f"unexpected error: {type(exc).__name__}: {first_line} (run with --debug for the "
+        "traceback)",
+        ENVIRONMENT,
+    )

@@ -1,0 +1,101 @@
+"""One progress display for a run: live on a terminal, a plain line every few seconds in logs.
+
+The pipeline reports `RunProgress` (videos listed / skipped / queued / written / committed,
+clip rows by status); this module only renders it. On a terminal the line is redrawn in
+place; anywhere else (a Ray Job's log, cron mail, CI) one line is printed every `interval_s`
+seconds and once at the end, so logs stay readable.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from rich.console import Console
+
+from pipeline.config import RunConfig
+from pipeline.run import RunProgress, RunSummary
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def describe(progress: RunProgress, elapsed_s: float) -> str:
+    """One line a person can read at a glance, with speed and time left."""
+    ok = progress.counts.get("ok", 0)
+    errors = sum(n for status, n in progress.counts.items() if status != "ok")
+    clips = ok + errors
+    rate = clips / elapsed_s if elapsed_s > 0 else 0.0
+    line = (
+        f"videos {progress.written}/{progress.queued} done"
+        f" (listed {progress.listed}, skipped {progress.skipped},"
+        f" committed {progress.committed}) | clips ok {ok}, errors {errors}"
+        f" | {rate:.2f} clips/s"
+    )
+    remaining = progress.queued - progress.written
+    if progress.written and remaining > 0:
+        eta = elapsed_s / progress.written * remaining
+        line += f" | ETA {_duration(eta)}"
+    return line + f" | {_duration(elapsed_s)} elapsed"
+
+
+class ProgressDisplay:
+    """Callable handed to `run_pipeline(on_progress=...)`; `close()` prints the last state."""
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        interval_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream = stream or sys.stderr
+        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval_s = interval_s
+        self.clock = clock
+        self.started = clock()
+        self._last_print: float | None = None
+        self._last: RunProgress | None = None
+
+    def __call__(self, progress: RunProgress) -> None:
+        self._last = progress
+        now = self.clock()
+        if self.live:
+            self._write(f"\r\033[2K{describe(progress, now - self.started)}", newline=False)
+        elif self._last_print is None or now - self._last_print >= self.interval_s:
+            self._write(describe(progress, now - self.started))
+            self._last_print = now
+
+    def close(self) -> None:
+        if self._last is None:
+            return
+        prefix = "\r\033[2K" if self.live else ""
+        self._write(prefix + describe(self._last, self.clock() - self.started))
+
+    def _write(self, text: str, newline: bool = True) -> None:
+        self.stream.write(text + ("\n" if newline else ""))
+        self.stream.flush()
+
+
+def run_with_display(
+    config: RunConfig, console: Console, verbose: bool = False, **run_options: Any
+) -> RunSummary:
+    """Connect to Ray, run `config` with the progress display on stderr, print the summary."""
+    from pipeline.run import run_pipeline
+
+    from .ray_session import connect
+    from .report import print_summary
+
+    connect(verbose=verbose)
+    display = ProgressDisplay(stream=sys.stderr)
+    try:
+        summary = run_pipeline(config, on_progress=display, **run_options)
+    finally:
+        display.close()
+    print_summary(summary, console)
+    return summary
