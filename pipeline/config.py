@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from model.prompts import CAPTION_PROMPT, TAG_PROMPT, TAXONOMY_QUESTION
 
-from .locations import normalize_location
 from .isolation import DecodeLimits
+from .locations import normalize_location
 from .planning import ClipConfig
 from .sampling import SamplingConfig
 from .storage import StorageOptions

@@ -25,6 +25,7 @@ REDO = "redo"
 """Input column: comma-separated clip indices to redo (`clipnote retry`); empty: every clip."""
 VIDEOS_PER_BLOCK = 16
 MIN_BLOCKS = 64
+ANNOTATE_MAX_RESTARTS = 3
 
 
 def select_redo(rows: list[dict[str, Any]], redo: str | None) -> list[dict[str, Any]]:
@@ -90,7 +91,15 @@ def build_dataset(
     import ray
 
     ds = ray.data.from_items(items, override_num_blocks=num_blocks(len(items)))
-    ds = ds.flat_map(decode_row, fn_kwargs={"settings": decode}, num_cpus=decode_cpus)
+    # Finite retries everywhere (Ray Data's default is to retry forever): a task whose worker
+    # died is retried `decode.max_retries` times, a dead annotation actor restarted at most
+    # ANNOTATE_MAX_RESTARTS times; a video's own decode failures never reach Ray (isolation).
+    ds = ds.flat_map(
+        decode_row,
+        fn_kwargs={"settings": decode},
+        num_cpus=decode_cpus,
+        max_retries=decode.limits.max_retries,
+    )
     return ds.map_batches(
         AnnotateActor,
         fn_constructor_kwargs={"settings": annotate},
@@ -99,6 +108,8 @@ def build_dataset(
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=cpus_per_actor,
         num_gpus=gpus_per_actor,
+        max_restarts=ANNOTATE_MAX_RESTARTS,
+        max_task_retries=ANNOTATE_MAX_RESTARTS,
     )
 
 
