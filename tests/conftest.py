@@ -9,8 +9,11 @@ guarded; every endpoint they are given comes from these fixtures (loopback).
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +25,11 @@ from tests.helpers import build_tiny_model
 
 # Ray must not phone home from the processes it starts (they inherit the environment).
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Checkpoints fetched from `s3://` in tests land in a temporary cache, never ~/.cache. Set at
+# import, before any Ray starts, so Ray's workers inherit it too.
+_CACHE = tempfile.mkdtemp(prefix="clipnote-test-cache-")
+os.environ.setdefault("CLIPNOTE_CACHE", _CACHE)
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -128,6 +136,25 @@ def s3_bucket(s3_client: Any) -> str:
     name = f"t-{uuid.uuid4().hex[:16]}"
     s3_client.create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """A real local Ray (2 CPUs, no dashboard, on loopback), shut down when the session ends."""
+    import ray
+
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            num_cpus=2, include_dashboard=False, log_to_driver=False,
+            _node_ip_address="127.0.0.1",
+        )  # fmt: skip
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
 
 
 @pytest.fixture()
