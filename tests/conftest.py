@@ -36,7 +36,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 # A test that needs one of these starts a Ray cluster (seconds to a minute on 2 cores): slow,
 # whatever its module says. Other slow tests carry `@pytest.mark.slow` themselves.
-SLOW_FIXTURES = frozenset({"ray_session", "ray_head"})
+SLOW_FIXTURES = frozenset({"ray_session", "ray_head", "results_world"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
