@@ -1,4 +1,4 @@
-.PHONY: install lock test test-fast lint bench
+.PHONY: install lock test test-fast mutate lint bench
 
 # The lock pins every dependency (for Python 3.10+ on any platform); refresh it after changing
 # pyproject.toml's dependencies: `make lock` (needs uv: `pip install uv`).
@@ -16,6 +16,10 @@ test:
 # Everything but the tests marked slow (Ray pipelines, CLI and job subprocesses): under 2 minutes.
 test-fast:
 	python -m pytest -q -m "not slow"
+
+# Mutation testing of the pure-logic modules (on demand, not CI): `make mutate TARGETS=schema`.
+mutate:
+	python tests/mutate.py $(TARGETS)
 
 lint:
 	ruff check . && ruff format --check .

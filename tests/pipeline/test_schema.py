@@ -128,3 +128,19 @@ def test_missing_columns_are_null():
 def test_a_value_of_the_wrong_kind_is_an_error_not_a_silent_cast():
     with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
         rows_to_table([_ok_row(clip_index="zero")])
+
+
+def test_numpy_datetimes_and_bools_from_ray_batches_convert():
+    """Ray's numpy batches carry timestamps as `np.datetime64` and flags as `np.bool_`, which
+    Arrow refuses as they are. Catches dropping the conversion to Python values."""
+    stamp = np.datetime64("2026-01-02T03:04:05.000006", "us")
+    out = rows_to_table([_ok_row(created_at=stamp, caption=np.str_("a cat"))]).to_pylist()[0]
+    assert out["created_at"] == datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    assert out["caption"] == "a cat" and type(out["caption"]) is str
+
+
+def test_float32_scores_keep_their_value():
+    """A score arriving as float32 lands as the same float32 (0.1f, not 0.1 rounded twice)."""
+    out = rows_to_table([_ok_row(tag_scores=[{"tag": "red", "score": np.float32(0.1)}])])
+    score = out.column("tag_scores").to_pylist()[0][0]["score"]
+    assert np.float32(score) == np.float32(0.1)
