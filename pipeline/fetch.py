@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 from .packet_decode import VideoSource
 from .records import VideoRef
-from .sources import MISSING_VERSION, UNREADABLE_TAR_SUFFIX, SourceError
+from .sources import SourceError, listing_error
 from .storage import StorageOptions, filesystem, is_remote, strip_scheme
 
 CHUNK = 8 << 20
@@ -64,18 +64,18 @@ def fetch_video(
     A spilled copy lives in `scratch_dir` (the caller removes the folder, even when this
     process is killed); with no scratch folder everything is read into memory.
     """
-    if ref.version == MISSING_VERSION:
-        raise SourceError(f"object not found: {ref.uri}")
-    if ref.version.endswith(UNREADABLE_TAR_SUFFIX):
-        raise SourceError(f"not a readable (uncompressed) tar shard: {ref.uri}")
+    reason = listing_error(ref)
+    if reason is not None:
+        raise SourceError(reason)
     source = ref.shard_uri if ref.shard_uri is not None else ref.uri
+    read_from = ref.read_path  # the raw local name when it is not UTF-8
     remote = is_remote(source)
     if not remote:
-        actual = check_regular_file(source, source)
+        actual = check_regular_file(read_from, source)
         if ref.shard_uri is None:
             if ref.size >= 0 and actual != ref.size:
                 raise _size_changed(ref, actual)
-            yield source
+            yield read_from
             return
     offset = int(ref.offset or 0) if ref.shard_uri is not None else 0
     if ref.size < 0:
@@ -83,7 +83,7 @@ def fetch_video(
     spill = scratch_dir is not None and ref.size > spill_bytes
     try:
         fs = filesystem(source, options)
-        with fs.open(strip_scheme(source), "rb") as fh:
+        with fs.open(strip_scheme(read_from), "rb") as fh:
             if offset:
                 fh.seek(offset)
             if spill:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import numpy as np
 
@@ -23,6 +25,10 @@ class VideoRef:
     `version` is the object's ETag, or the file's mtime (ns) for local files. For a member of
     a `.tar` shard, `uri` is `shard_uri#member` and `offset`/`size` locate its bytes inside
     the shard, so decode reads just that range.
+
+    Every field is valid UTF-8 (Arrow strings must be). A local name that is not UTF-8 is
+    shown with its odd bytes escaped (`caf\\xe9.mp4`) and `raw_path` keeps the real name,
+    percent-encoded, for reading.
     """
 
     uri: str
@@ -31,6 +37,14 @@ class VideoRef:
     offset: int | None = None
     member: str | None = None
     shard_uri: str | None = None
+    raw_path: str | None = None
+
+    @property
+    def read_path(self) -> str:
+        """What to open: the video itself, or its shard, under its real (raw) name."""
+        if self.raw_path is not None:
+            return os.fsdecode(unquote_to_bytes(self.raw_path))
+        return self.shard_uri if self.shard_uri is not None else self.uri
 
     @property
     def video_id(self) -> str:

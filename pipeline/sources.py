@@ -16,6 +16,12 @@ Inputs, by what `input_uri` names:
   for them); `.tar` entries are expanded, and `shard.tar#member` entries name one member;
 - a single video file or `.tar` shard.
 
+Names are data: a local name that is not UTF-8 is listed with its odd bytes escaped and read
+by its raw name; symlinked folders are followed, each real folder once (loops end). A manifest
+in object storage may only name objects: a local or absolute path, `~`, `file://` or a `..`
+that climbs out of its bucket is refused as an error row, as is a manifest row with no usable
+URI or an invalid JSON line: one bad row never stops the listing, and never vanishes.
+
 Tar members are located, never extracted: the ref carries the member's data offset and size in
 the shard and `read_video` does one ranged read. Member names are data only (never joined to
 a filesystem path), so `../../x.mp4` in a shard is harmless. Only uncompressed tar is supported,
@@ -32,7 +38,9 @@ import tarfile
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote
 
 from pipeline.records import VideoRef
 from pipeline.storage import (
@@ -56,6 +64,8 @@ MANIFEST_EXTENSIONS: tuple[str, ...] = (
 MANIFEST_COLUMNS: tuple[str, ...] = ("uri", "video_uri", "path")  # first one present wins
 MISSING_VERSION = "missing"
 UNREADABLE_TAR_SUFFIX = ":unreadable-tar"
+INVALID_PREFIX = "invalid:"
+"""`version` of a listed entry that cannot be read at all; the reason follows the prefix."""
 
 _MEMBER_SEP = "#"
 _TAR_HEADER_BLOCK = 2**16  # S3 read-ahead while walking headers: small, so member data is skipped
@@ -75,7 +85,18 @@ def list_videos(
     lister = _Lister(options, extensions)
     uri = _normalize(input_uri)
     refs = lister.expand_glob(uri) if "*" in uri else lister.expand_input(uri)
-    return _dedupe_sorted(refs)
+    return _dedupe_sorted(_readable_ref(ref) for ref in refs)
+
+
+def listing_error(ref: VideoRef) -> str | None:
+    """Why a listed ref cannot be read at all (missing, unreadable shard, refused entry)."""
+    if ref.version == MISSING_VERSION:
+        return f"object not found: {ref.uri}"
+    if ref.version.endswith(UNREADABLE_TAR_SUFFIX):
+        return f"not a readable (uncompressed) tar shard: {ref.uri}"
+    if ref.version.startswith(INVALID_PREFIX):
+        return ref.version[len(INVALID_PREFIX) :].strip()
+    return None
 
 
 def read_video(ref: VideoRef, options: StorageOptions | None = None) -> bytes:
@@ -84,22 +105,21 @@ def read_video(ref: VideoRef, options: StorageOptions | None = None) -> bytes:
     A short read means the object changed or was truncated since listing; that is an error
     rather than bytes that no longer match the listed version.
     """
-    if ref.version == MISSING_VERSION:
-        raise SourceError(f"object not found: {ref.uri}")
-    if ref.version.endswith(UNREADABLE_TAR_SUFFIX):
-        raise SourceError(f"not a readable (uncompressed) tar shard: {ref.uri}")
+    reason = listing_error(ref)
+    if reason is not None:
+        raise SourceError(reason)
     source = ref.shard_uri if ref.shard_uri is not None else ref.uri
     try:
         if ref.shard_uri is not None:
-            data = read_range(ref.shard_uri, int(ref.offset or 0), ref.size, options)
+            data = read_range(ref.read_path, int(ref.offset or 0), ref.size, options)
         else:
-            data = read_bytes(ref.uri, options)
+            data = read_bytes(ref.read_path, options)
     except FileNotFoundError as exc:
         raise SourceError(f"object not found: {source}") from exc
     except IsADirectoryError as exc:
         raise SourceError(f"not a file: {source}") from exc
     except OSError as exc:
-        raise SourceError(f"cannot read {ref.uri}: {type(exc).__name__}") from exc
+        raise SourceError(f"cannot read {ref.uri}: {type(exc).__name__}: {exc}") from exc
     if ref.size >= 0 and len(data) != ref.size:
         raise SourceError(
             f"size changed since listing: {ref.uri} (listed {ref.size}, read {len(data)} bytes)"
@@ -211,7 +231,18 @@ class _Lister:
                     file_uri = f"s3://{path}"
                     yield file_uri, int(info["size"]), self.version(file_uri, info)
             return
-        for root, _dirs, files in os.walk(uri):
+        seen: set[tuple[int, int]] = set()
+        for root, dirs, files in os.walk(uri, followlinks=True):
+            try:
+                folder = os.stat(root)
+            except OSError:
+                dirs[:] = []
+                continue
+            if (folder.st_dev, folder.st_ino) in seen:  # a symlink back to a folder walked
+                dirs[:] = []
+                continue
+            seen.add((folder.st_dev, folder.st_ino))
+            dirs.sort()
             for name in files:
                 path = os.path.join(root, name)
                 try:
@@ -279,12 +310,14 @@ class _Lister:
     # -- manifests ----------------------------------------------------------------------------
 
     def expand_manifest(self, manifest_uri: str) -> list[VideoRef]:
-        entries = _unique(
+        resolved = [
             _resolve_entry(e, manifest_uri) for e in self.read_manifest_entries(manifest_uri)
-        )
+        ]
+        refused = [entry for entry in resolved if isinstance(entry, Refused)]
+        entries = _unique(entry for entry in resolved if isinstance(entry, str))
         with ThreadPoolExecutor(max_workers=_STAT_WORKERS) as pool:
             groups = list(pool.map(self.expand_entry, entries))
-        return [ref for group in groups for ref in group]
+        return [ref for group in groups for ref in group] + [r.ref() for r in refused]
 
     def expand_entry(self, uri: str) -> list[VideoRef]:
         """One manifest entry; missing entries stay in the list so they get an error row."""
@@ -314,67 +347,153 @@ class _Lister:
                 self._shards[shard_uri] = {r.member: r for r in refs if r.member is not None}
         return self._shards[shard_uri].get(member)
 
-    def read_manifest_entries(self, manifest_uri: str) -> list[str]:
+    def read_manifest_entries(self, manifest_uri: str) -> list[Entry]:
         suffix = _suffix(manifest_uri)
         with self.fs(manifest_uri).open(strip_scheme(manifest_uri), "rb") as fh:
             if suffix == ".parquet":
                 return _parquet_entries(fh, manifest_uri)
-            text = fh.read().decode("utf-8")
+            # Local file names need not be UTF-8: keep their bytes (surrogateescape).
+            text = fh.read().decode("utf-8", errors="surrogateescape")
         if suffix in JSONL_MANIFEST_EXTENSIONS:
             return _jsonl_entries(text, manifest_uri)
         return _text_entries(text)
 
 
-def _parquet_entries(fh: Any, manifest_uri: str) -> list[str]:
+@dataclass(frozen=True)
+class Refused:
+    """A manifest entry that names nothing readable; it becomes an error row, not a gap."""
+
+    label: str
+    reason: str
+
+    def ref(self) -> VideoRef:
+        return VideoRef(uri=self.label, size=-1, version=f"{INVALID_PREFIX} {self.reason}")
+
+
+Entry = str | Refused
+
+
+def _first_value(row: dict[str, Any]) -> str | None:
+    """The first non-blank of the manifest columns, in `MANIFEST_COLUMNS` order."""
+    for key in MANIFEST_COLUMNS:
+        value = row.get(key)
+        if value is not None and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def _no_uri(manifest_uri: str, where: str) -> Refused:
+    return Refused(
+        f"{manifest_uri}#{where.replace(' ', '-')}",
+        f"manifest {manifest_uri} {where}: none of {list(MANIFEST_COLUMNS)} has a value",
+    )
+
+
+def _parquet_entries(fh: Any, manifest_uri: str) -> list[Entry]:
+    """Per row, the first column with a value (as JSONL does); a row with none is refused."""
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(fh)
-    names = parquet.schema_arrow.names
-    column = next((c for c in MANIFEST_COLUMNS if c in names), None)
-    if column is None:
+    columns = [c for c in MANIFEST_COLUMNS if c in parquet.schema_arrow.names]
+    if not columns:
         raise SourceError(
             f"manifest {manifest_uri} has none of the columns {list(MANIFEST_COLUMNS)}"
         )
-    values = parquet.read(columns=[column]).column(column).to_pylist()
-    return [str(v).strip() for v in values if v is not None and str(v).strip()]
-
-
-def _jsonl_entries(text: str, manifest_uri: str) -> list[str]:
-    entries: list[str] = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SourceError(f"manifest {manifest_uri} line {line_no}: invalid JSON") from exc
-        key = next((k for k in MANIFEST_COLUMNS if isinstance(row, dict) and row.get(k)), None)
-        if key is None:
-            raise SourceError(
-                f"manifest {manifest_uri} line {line_no}: expected an object with one of "
-                f"{list(MANIFEST_COLUMNS)}"
-            )
-        entries.append(str(row[key]).strip())
+    entries: list[Entry] = []
+    for row_no, row in enumerate(parquet.read(columns=columns).to_pylist(), start=1):
+        value = _first_value(row)
+        entries.append(value if value is not None else _no_uri(manifest_uri, f"row {row_no}"))
     return entries
 
 
-def _text_entries(text: str) -> list[str]:
+def _jsonl_entries(text: str, manifest_uri: str) -> list[Entry]:
+    entries: list[Entry] = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"line {line_no}"
+        try:
+            row = json.loads(line.encode("utf-8", errors="surrogateescape").decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            label = f"{manifest_uri}#{where.replace(' ', '-')}"
+            entries.append(Refused(label, f"manifest {manifest_uri} {where}: invalid JSON ({exc})"))
+            continue
+        value = _first_value(row) if isinstance(row, dict) else None
+        entries.append(value if value is not None else _no_uri(manifest_uri, where))
+    return entries
+
+
+def _text_entries(text: str) -> list[Entry]:
     """One URI per line; only whole lines starting with `#` are comments (`#` marks members)."""
     lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def _resolve_entry(entry: str, manifest_uri: str) -> str:
-    """Absolute URI for a manifest entry; relative ones are relative to the manifest's folder."""
-    if is_remote(entry):
+def _resolve_entry(entry: Entry, manifest_uri: str) -> Entry:
+    """Absolute URI for a manifest entry; relative ones are relative to the manifest's folder.
+
+    A remote manifest names objects only: local paths, `~`, `file://` and relative paths that
+    leave its bucket are refused (workers would otherwise read files of their own machine).
+    """
+    if isinstance(entry, Refused) or is_remote(entry):
         return entry
+    if is_remote(manifest_uri):
+        return _resolve_remote_entry(entry, manifest_uri)
     entry = os.path.expanduser(entry.removeprefix("file://"))
     if os.path.isabs(entry):
         return os.path.normpath(entry)
-    if is_remote(manifest_uri):
-        folder = posixpath.dirname(strip_scheme(manifest_uri))
-        return "s3://" + posixpath.normpath(posixpath.join(folder, entry))
     return os.path.normpath(os.path.join(os.path.dirname(manifest_uri), entry))
+
+
+def _resolve_remote_entry(entry: str, manifest_uri: str) -> Entry:
+    label = _readable(entry)
+    if _has_undecodable(entry):
+        return Refused(label, f"entry of {manifest_uri} is not valid UTF-8: {label}")
+    if entry.startswith(("/", "~", "file:")) or "://" in entry:
+        return Refused(
+            label,
+            f"entry of remote manifest {manifest_uri} names a local or unsupported path: "
+            f"{label} (a remote manifest may name s3:// objects and keys relative to it)",
+        )
+    bucket, _, key = strip_scheme(manifest_uri).partition("/")
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(key), entry))
+    if resolved == ".." or resolved.startswith("../"):
+        return Refused(label, f"entry of {manifest_uri} leaves its bucket s3://{bucket}: {label}")
+    return f"s3://{bucket}/{resolved}"
+
+
+def _has_undecodable(text: str) -> bool:
+    """True for a str holding bytes that were not UTF-8 (surrogate escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _readable(text: str) -> str:
+    """`text` as valid UTF-8: bytes that were not UTF-8 shown as `\\xNN`."""
+    if not _has_undecodable(text):
+        return text
+    raw = text.encode("utf-8", errors="surrogateescape")
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def _readable_ref(ref: VideoRef) -> VideoRef:
+    """A ref every field of which Arrow can store, reading from the raw local name if needed."""
+    fields = (ref.uri, ref.version, ref.member, ref.shard_uri)
+    if not any(value is not None and _has_undecodable(value) for value in fields):
+        return ref
+    read_from = ref.read_path
+    raw = quote(os.fsencode(read_from), safe="/") if _has_undecodable(read_from) else None
+    return replace(
+        ref,
+        uri=_readable(ref.uri),
+        version=_readable(ref.version),
+        member=None if ref.member is None else _readable(ref.member),
+        shard_uri=None if ref.shard_uri is None else _readable(ref.shard_uri),
+        raw_path=raw,
+    )
 
 
 def _split_member(uri: str) -> tuple[str, str] | None:

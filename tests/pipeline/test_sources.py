@@ -287,11 +287,168 @@ def test_manifest_in_s3_resolves_relative_entries_in_its_prefix(
 
 def test_manifest_without_a_uri_column_is_an_error(tmp_path: Path) -> None:
     pq.write_table(pa.table({"name": ["a.mp4"]}), tmp_path / "m.parquet")
-    with pytest.raises(SourceError, match=r"m\.parquet.*uri"):
+    with pytest.raises(SourceError, match=r"m\.parquet has none of the columns"):
         list_videos(str(tmp_path / "m.parquet"))
-    (tmp_path / "m.jsonl").write_text('{"uri": "a.mp4"}\n{"name": "b.mp4"}\n')
-    with pytest.raises(SourceError, match=r"m\.jsonl line 2"):
-        list_videos(str(tmp_path / "m.jsonl"))
+
+
+MANIFEST_ROWS = [
+    {"uri": "a.mp4", "path": None},
+    {"uri": None, "path": "b.mp4"},  # falls back to the next column, in both formats
+    {"uri": "  ", "path": ""},  # nothing usable: an error row, not a silent gap
+]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_manifest_rows_fall_back_per_row_the_same_in_both_formats(tmp_path: Path, fmt) -> None:
+    """Caught: Parquet used only the first column and dropped rows whose cell was null or
+    blank ([a, b, c] listed as [a]) while JSONL fell back to `path` ([a, b])."""
+    for name in ("a.mp4", "b.mp4"):
+        (tmp_path / name).write_bytes(b"v")
+    manifest = tmp_path / f"m.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(pa.Table.from_pylist(MANIFEST_ROWS), manifest)
+    else:
+        manifest.write_text("".join(json.dumps(row) + "\n" for row in MANIFEST_ROWS))
+    refs = list_videos(str(manifest))
+    where = "row 3" if fmt == "parquet" else "line 3"
+    assert [r.uri for r in refs] == [
+        str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4"),
+        f"{manifest}#{where.replace(' ', '-')}",
+    ]  # fmt: skip
+    with pytest.raises(SourceError) as err:
+        read_video(refs[2])
+    assert str(err.value) == (
+        f"manifest {manifest} {where}: none of ['uri', 'video_uri', 'path'] has a value"
+    )
+
+
+def test_bad_jsonl_lines_are_error_rows_and_the_rest_is_listed(tmp_path: Path) -> None:
+    (tmp_path / "a.mp4").write_bytes(b"v")
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(b'{"uri": "a.mp4"}\n{not json\n["a.mp4"]\n{"uri": "caf\xe9"}\n\n')
+    refs = list_videos(str(manifest))
+    by_uri = {r.uri: r for r in refs}
+    assert sorted(by_uri) == sorted(
+        [str(tmp_path / "a.mp4")] + [f"{manifest}#line-{n}" for n in (2, 3, 4)]
+    )
+    messages = {}
+    for n in (2, 3, 4):
+        with pytest.raises(SourceError) as err:
+            read_video(by_uri[f"{manifest}#line-{n}"])
+        messages[n] = str(err.value)
+    assert messages[2].startswith(f"manifest {manifest} line 2: invalid JSON")
+    assert (
+        messages[3]
+        == f"manifest {manifest} line 3: none of ['uri', 'video_uri', 'path'] has a value"
+    )
+    assert messages[4].startswith(f"manifest {manifest} line 4: invalid JSON")
+
+
+def test_empty_manifest_lists_nothing(tmp_path: Path) -> None:
+    for name in ("m.txt", "m.jsonl"):
+        (tmp_path / name).write_text("\n# only a comment\n" if name == "m.txt" else "\n")
+        assert list_videos(str(tmp_path / name)) == []
+
+
+def test_text_manifest_with_file_uri_home_and_non_utf8_names(tmp_path: Path, monkeypatch) -> None:
+    """Caught: a non-UTF-8 `.txt` manifest raised a bare UnicodeDecodeError."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "h.mp4").write_bytes(b"home")
+    (tmp_path / "f.mp4").write_bytes(b"file-uri")
+    raw_name = os.fsencode(tmp_path) + b"/caf\xe9.mp4"
+    with open(raw_name, "wb") as fh:
+        fh.write(b"latin-1 name")
+    manifest = tmp_path / "m.txt"
+    manifest.write_bytes(
+        b"~/h.mp4\nfile://" + os.fsencode(tmp_path / "f.mp4") + b"\n" + raw_name + b"\n"
+    )
+    refs = list_videos(str(manifest))
+    assert [r.uri for r in refs] == [
+        f"{tmp_path}/caf\\xe9.mp4",
+        str(tmp_path / "f.mp4"),
+        str(tmp_path / "home" / "h.mp4"),
+    ]
+    assert [read_video(r) for r in refs] == [b"latin-1 name", b"file-uri", b"home"]
+    pa.Table.from_pylist([r.to_row() for r in refs])  # Arrow takes every field
+
+
+# -- names that are not UTF-8, symlinks ----------------------------------------------------
+
+
+def test_non_utf8_names_list_readably_and_read_by_raw_name(tmp_path: Path) -> None:
+    """Caught: `caf\\xe9.mp4` in a folder crashed the whole run at the Arrow conversion."""
+    folder = os.fsencode(tmp_path / "videos")
+    os.makedirs(folder + b"/d\xfcr")
+    with open(folder + b"/caf\xe9.mp4", "wb") as fh:
+        fh.write(b"one")
+    with open(folder + b"/d\xfcr/ok.mp4", "wb") as fh:
+        fh.write(b"two")
+    refs = list_videos(str(tmp_path / "videos"))
+    base = tmp_path / "videos"
+    assert [r.uri for r in refs] == [f"{base}/caf\\xe9.mp4", f"{base}/d\\xfcr/ok.mp4"]
+    assert [read_video(r) for r in refs] == [b"one", b"two"]
+    table = pa.Table.from_pylist([r.to_row() for r in refs])
+    from pipeline.records import VideoRef
+
+    back = [VideoRef.from_row(row) for row in table.to_pylist()]
+    assert [read_video(r) for r in back] == [b"one", b"two"]
+
+
+def test_latin1_tar_member_names_become_readable_uris(tmp_path: Path) -> None:
+    shard = tmp_path / "s.tar"
+    with tarfile.open(shard, "w", format=tarfile.GNU_FORMAT, encoding="latin-1") as tar:
+        _add(tar, "caf\u00e9.mp4", b"member bytes")
+    refs = list_videos(str(shard))
+    assert [r.uri for r in refs] == [f"{shard}#caf\\xe9.mp4"]
+    assert read_video(refs[0]) == b"member bytes"
+    pa.Table.from_pylist([r.to_row() for r in refs])
+
+
+def test_symlinked_folders_are_followed_once_and_loops_end(tmp_path: Path) -> None:
+    """Caught: a symlinked sub-folder was silently skipped by the directory listing."""
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    (real / "linked.mp4").write_bytes(b"l")
+    videos = tmp_path / "videos"
+    (videos / "sub").mkdir(parents=True)
+    (videos / "sub" / "own.mp4").write_bytes(b"o")
+    (videos / "link").symlink_to(real, target_is_directory=True)
+    (videos / "sub" / "loop").symlink_to(videos, target_is_directory=True)
+    refs = list_videos(str(videos))
+    assert [r.uri for r in refs] == [
+        str(videos / "link" / "linked.mp4"),
+        str(videos / "sub" / "own.mp4"),
+    ]
+
+
+# -- what a remote manifest may name ---------------------------------------------------------
+
+
+def test_remote_manifest_may_not_name_local_files_or_leave_its_bucket(
+    s3_client: Any, bucket: str, s3_options: StorageOptions, tmp_path: Path
+) -> None:
+    """Caught: an S3 manifest naming `~/.aws/credentials` or `../../other-bucket/x.mp4` made
+    workers read them (the row even said whether the file existed and its size)."""
+    secret = tmp_path / "credentials"
+    secret.write_text("aws_secret_access_key = x")
+    s3_client.put_object(Bucket=bucket, Key="lists/ok.mp4", Body=b"ok")
+    entries = [
+        "ok.mp4", str(secret), "~/.aws/credentials", f"file://{secret}",
+        "../../other-bucket/x.mp4", "/home/ubuntu/.ray/auth_token",
+    ]  # fmt: skip
+    s3_client.put_object(Bucket=bucket, Key="lists/m.txt", Body="\n".join(entries).encode())
+    refs = list_videos(f"s3://{bucket}/lists/m.txt", s3_options)
+    by_uri = {r.uri: r for r in refs}
+    assert set(by_uri) == {f"s3://{bucket}/lists/ok.mp4", *entries[1:]}
+    assert read_video(by_uri[f"s3://{bucket}/lists/ok.mp4"], s3_options) == b"ok"
+    for entry in entries[1:]:
+        ref = by_uri[entry]
+        assert ref.size == -1
+        with pytest.raises(SourceError) as err:
+            read_video(ref, s3_options)
+        expected = "leaves its bucket" if entry.startswith("..") else "names a local"
+        assert expected in str(err.value) and entry in str(err.value)
 
 
 def test_manifest_can_list_shards_and_single_members(tmp_path: Path) -> None:
