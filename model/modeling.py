@@ -18,7 +18,7 @@ from .configuration import IMAGE_TOKEN_INDEX, TinyLlavaVideoConfig
 from .generation import GenerationSettings, generate_text
 from .processing import FrameProcessor
 from .resampler import build_resampler
-from .tags import parse_tags, score_taxonomy
+from .tags import parse_tags, score_taxonomy, score_taxonomy_listing
 from .vision import VisionTower
 
 
@@ -182,3 +182,15 @@ class TinyLlavaVideo(nn.Module):
     ) -> np.ndarray:
         """`[B, len(taxonomy)]` probabilities that each tag applies (see `tags.score_taxonomy`)."""
         return score_taxonomy(self, self.encode_frames(clips), taxonomy, question)
+
+    def score_tags_listing(
+        self,
+        clips: list[np.ndarray | torch.Tensor],
+        taxonomy: list[str],
+        prompt: str,
+        max_new_tokens: int = 32,
+    ) -> np.ndarray:
+        """`[B, len(taxonomy)]` probabilities that the model lists each tag for `prompt` (the
+        tag-list prompt; see `tags.score_taxonomy_listing`)."""
+        video = self.encode_frames(clips)
+        return score_taxonomy_listing(self, video, taxonomy, prompt, max_new_tokens).scores

@@ -5,8 +5,10 @@
 Fresh clips (a seed training never used) are written as H.264 MP4, read back with the
 pipeline's own decode and uniform frame sampling, and asked the user-facing prompts. Reported:
 exact-match caption accuracy (batches of 8 and one by one, and whether both agree), tag F1 of
-the generated tag lists, F1 of yes/no taxonomy scoring at 0.5, and for moving clips how often
-the frames fed in reverse order flip the predicted direction. Exits 1 if a threshold is missed.
+the generated tag lists, F1 of taxonomy scoring at 0.5 (the pipeline's default, the likelihood
+of listing each tag; the yes/no answers' F1 is shown beside it, without a threshold), and for
+moving clips how often the frames fed in reverse order flip the predicted direction. Exits 1 if
+a threshold is missed.
 The pieces are plain functions so tests can run them on a handful of clips.
 """
 
@@ -133,6 +135,11 @@ def evaluate(model, clips: Sequence[EvalClip], batch_size: int = 8) -> dict[str,
     tags = in_batches(lambda b: model.generate_tags(b, TAG_PROMPT), frames, batch_size)
     scores = np.concatenate(
         in_batches(
+            lambda b: [model.score_tags_listing(b, list(TAXONOMY), TAG_PROMPT)], frames, batch_size
+        )
+    )
+    yes_no = np.concatenate(
+        in_batches(
             lambda b: [model.score_tags(b, list(TAXONOMY), TAXONOMY_QUESTION)], frames, batch_size
         )
     )
@@ -151,6 +158,7 @@ def evaluate(model, clips: Sequence[EvalClip], batch_size: int = 8) -> dict[str,
         "tag_exact": float(np.mean([p == t for p, t in zip(tags, truth_tags, strict=True)])),
         "taxonomy_f1": f1(taxonomy_predictions(scores), truth_tags),
         "taxonomy_acc": score_taxonomy_accuracy(scores, truth_tags),
+        "yes_no_f1": f1(taxonomy_predictions(yes_no), truth_tags),
         "reverse_flip_rate": reverse_flip_rate(model, clips, batch_size),
     }
 

@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-from model import load_model, parse_config
-from model.prompts import CAPTION_PROMPT, TAG_PROMPT, TAXONOMY_QUESTION
 from jobs.toy.evaluate import (
     EvalClip,
     caption_motion,
@@ -24,6 +22,8 @@ from jobs.toy.evaluate import (
     taxonomy_predictions,
     write_and_decode,
 )
+from model import load_model, parse_config
+from model.prompts import CAPTION_PROMPT, TAG_PROMPT, TAXONOMY_QUESTION
 from model.toy.world import TAXONOMY, reverse_direction
 
 CHECKPOINT = Path(__file__).resolve().parents[3] / "model" / "toy" / "checkpoint"
@@ -31,14 +31,6 @@ TEST_SEED = 4242
 N_CLIPS = 8
 
 pytestmark = pytest.mark.slow
-
-# Captions, tags and time order meet jobs/toy/evaluate.py's thresholds (TRAINING.md); the
-# yes/no taxonomy answers do not yet. This check states that goal; drop the marker once a
-# checkpoint meets it.
-YES_NO_UNDERTRAINED = pytest.mark.xfail(
-    reason="shipped toy checkpoint's yes/no answers miss the taxonomy threshold (TRAINING.md)",
-    strict=True,
-)
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +86,9 @@ def test_generated_tags_parse_to_truth(toy_model, clips):
     assert len(misses) <= 1, misses
 
 
-@YES_NO_UNDERTRAINED
 def test_taxonomy_scores_pick_the_true_tags(toy_model, clips):
-    scores = toy_model.score_tags([c.frames for c in clips], list(TAXONOMY), TAXONOMY_QUESTION)
+    """Taxonomy scores (the likelihood of listing each tag) at 0.5 give each clip's true tags."""
+    scores = toy_model.score_tags_listing([c.frames for c in clips], list(TAXONOMY), TAG_PROMPT)
     assert scores.shape == (len(clips), len(TAXONOMY))
     predicted = taxonomy_predictions(scores)
     misses = [
@@ -114,3 +106,22 @@ def test_reversed_frames_flip_the_direction(toy_model, clips):
     forward = toy_model.caption([moving[0].frames], CAPTION_PROMPT)[0]
     backward = toy_model.caption([moving[0].frames[::-1].copy()], CAPTION_PROMPT)[0]
     assert caption_motion(backward) == reverse_direction(caption_motion(forward))
+
+
+def test_a_tag_counts_only_when_listed_whole(toy_model, clips):
+    """'moving' begins every moving clip's motion tag but is never a whole item, so it scores
+    near 0 while the full tag scores near 1; a tag the model lists in no place scores near 0."""
+    moving = [c for c in clips if c.truth.spec.motion != "still"][:2]
+    whole = [f"moving {c.truth.spec.motion}" for c in moving]
+    taxonomy = ["moving", *whole, "purple"]
+    scores = toy_model.score_tags_listing([c.frames for c in moving], taxonomy, TAG_PROMPT)
+    for row, (clip, tag) in zip(scores, zip(moving, whole, strict=True), strict=True):
+        assert row[taxonomy.index(tag)] > 0.9, (clip.truth.tags, row)
+        assert row[0] < 0.05 and row[-1] < 0.05, row
+
+
+def test_yes_no_scores_stay_available(toy_model, clips):
+    """The yes/no question scorer still runs (a config option); on this checkpoint its answers
+    are weak (TRAINING.md), so only its shape and range are checked here."""
+    scores = toy_model.score_tags([c.frames for c in clips[:2]], list(TAXONOMY), TAXONOMY_QUESTION)
+    assert scores.shape == (2, len(TAXONOMY)) and ((scores > 0) & (scores < 1)).all()
