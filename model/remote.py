@@ -32,6 +32,16 @@ def default_cache_dir() -> Path:
     return Path(base) / "checkpoints"
 
 
+S3_CLIENT_CONFIG: dict[str, Any] = {
+    "retries": {"mode": "standard", "max_attempts": 10},
+    "connect_timeout": 10,
+    "read_timeout": 60,
+}
+"""botocore: throttling (503 SlowDown), 5xx, dropped and timed-out connections are retried
+up to 10 times with exponential backoff and full jitter, for every read, list and write."""
+# s3fs also loops around each call (5 tries by default: SlowDown, truncated responses).
+
+
 def s3_filesystem(endpoint_url: str | None = None, region: str | None = None) -> Any:
     """s3fs with the standard AWS credential chain; `endpoint_url` for S3-compatible stores."""
     import s3fs
@@ -41,7 +51,11 @@ def s3_filesystem(endpoint_url: str | None = None, region: str | None = None) ->
         client_kwargs["endpoint_url"] = endpoint_url
     if region:
         client_kwargs["region_name"] = region
-    return s3fs.S3FileSystem(client_kwargs=client_kwargs, skip_instance_cache=True)
+    return s3fs.S3FileSystem(
+        client_kwargs=client_kwargs,
+        config_kwargs=S3_CLIENT_CONFIG,
+        skip_instance_cache=True,
+    )
 
 
 def _listing(fs: Any, prefix: str) -> dict[str, dict[str, Any]]:
