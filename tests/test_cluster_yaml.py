@@ -67,8 +67,10 @@ def test_setup_installs_torch_then_project(prepared: dict) -> None:
     gpu = next(n for n in prepared["available_node_types"].values() if "GPU" in n["resources"])
     for commands in (prepared["head_setup_commands"], gpu["worker_setup_commands"]):
         torch_at = next(i for i, c in enumerate(commands) if "torch" in c)
-        project_at = next(i for i, c in enumerate(commands) if "install -e ~/clipnote" in c)
-        assert torch_at < project_at
+        project = [i for i, c in enumerate(commands) if c.endswith("-e ~/clipnote")]
+        assert len(project) == 1 and torch_at < project[0]
+        # The project installs from the lock, as README and CI do.
+        assert "-c ~/clipnote/requirements/lock.txt" in commands[project[0]]
     assert "whl/cpu" in " ".join(prepared["head_setup_commands"])
     assert "whl/cpu" not in " ".join(gpu["worker_setup_commands"])
     assert prepared["file_mounts"]["~/clipnote"] == "."
