@@ -29,7 +29,8 @@ class ClipConfig:
     length_s: float = 10.0
     stride_s: float | None = None
     """None: equal to `length_s`, resolved when the config is made."""
-    min_length_s: float = 1.0
+    min_length_s: float | None = None
+    """None: 1 s, or `length_s` when windows are shorter than that."""
     shot_threshold: float = 27.0
     allow_gaps: bool = False
 
@@ -42,6 +43,8 @@ class ClipConfig:
             raise ValueError("clips.length_s must be > 0")
         if self.stride_s is None:
             object.__setattr__(self, "stride_s", self.length_s)  # frozen: resolved once, here
+        if self.min_length_s is None:
+            object.__setattr__(self, "min_length_s", min(1.0, self.length_s))
         if self.stride_s <= 0:
             raise ValueError("clips.stride_s must be > 0")
         if self.mode == "window" and self.stride_s > self.length_s + _EPS and not self.allow_gaps:

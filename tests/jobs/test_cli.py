@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -162,3 +163,55 @@ def test_missing_config_file_exits_2(tmp_path):
     result = CliRunner().invoke(app, ["run", str(tmp_path / "nope.yaml")], env={"COLUMNS": "200"})
     assert result.exit_code == 2
     assert "nope.yaml" in result.output
+
+
+def _committed_files(output: Path) -> list[str]:
+    """Every file any record under `_runs/` names (chunk and run records alike)."""
+    named: list[str] = []
+    for record in sorted((output / "_runs").rglob("*.json")):
+        named.extend(json.loads(record.read_text()).get("files", []))
+    return named
+
+
+@pytest.mark.slow
+def test_relative_paths_from_another_folder_commit_files_that_exist(tmp_path, tiny_checkpoint):
+    """Caught: with `--output out` the sink's clean-up compared the record's relative names
+    with fsspec's absolute paths and deleted the run's own Parquet; `--set clips.length_s`
+    kept a 10 s stride; a non-UTF-8 file name crashed the run at the Arrow conversion."""
+    data, work = tmp_path / "data", tmp_path / "work"
+    write_toy_videos(data / "videos", seed=5, n=2)
+    os.rename(data / "videos" / "clip_00000.mp4", os.fsencode(data / "videos") + b"/caf\xe9.mp4")
+    (tmp_path / "conf").mkdir()
+    work.mkdir()
+    config = _write_config(
+        tmp_path / "conf" / "run.yaml",
+        """
+        clips: {length_s: 1.0}
+        sampling: {num_frames: 4}
+        model: {max_new_tokens: 4, tag_max_new_tokens: 4}
+        """,
+    )
+    result = _clipnote(
+        "run", "../conf/run.yaml", "--input", "../data/videos", "--output", "out",
+        "--model", os.path.relpath(tiny_checkpoint, work), "--set", "clips.length_s=0.5",
+        cwd=work,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert config.exists()
+    output = work / "out"
+    named = _committed_files(output)
+    assert named, "no record names a file"
+    for uri in named:
+        assert os.path.isabs(uri) and uri.startswith(str(output)), uri
+        assert pq.read_table(uri).num_rows > 0
+    table = read_committed(str(output))
+    rows = table.to_pylist()
+    assert {Path(r["video_uri"]).name for r in rows} == {"caf\\xe9.mp4", "clip_00001.mp4"}
+    assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
+    # 0.5 s windows back to back over two 2 s videos: 4 clips each, every second covered.
+    assert sorted((r["start_s"], r["end_s"]) for r in rows) == [
+        (0.0, 0.5), (0.0, 0.5), (0.5, 1.0), (0.5, 1.0),
+        (1.0, 1.5), (1.0, 1.5), (1.5, 2.0), (1.5, 2.0),
+    ]  # fmt: skip
+    assert _summary_value(result.stdout, "covered") == "4.0 of 4.0 video seconds (100%)"
+    assert "INFO" not in result.stderr  # Ray's own logs only with --verbose
