@@ -3,11 +3,15 @@
     python -m benchmarks.decode [--videos 2] [--repeats 3]
 
 Compared in one run, on the same files:
-  clipnote   - the decode stage's own code: bytes read once, decord's index, the packet
-               decoder feeding the codec only the packets the 16 sampled frames depend on
-               (unasked non-reference frames skipped), uint8 antialiased resize to 384
-  get_batch  - the same, with decord's `get_batch` decoding the 16 frames (every frame from
-               the keyframe before each sampled one is decoded)
+  clipnote   - the decode stage's own code, in process: bytes read once, the packet index
+               (real times from pts), clips planned in seconds, one forward pass feeding the
+               codec only the packets the sampled frames depend on (unasked non-reference
+               frames skipped), frames turned upright, uint8 antialiased resize to 384 and a
+               thumbnail per clip, clips handed on one by one
+  isolated   - the same through `decode_video_rows` with isolation on (a supervised child per
+               video, forked from a preloaded forkserver): parent + child CPU, and wall time
+  get_batch  - decord's index and `get_batch` decoding the 16 frames (every frame from the
+               keyframe before each sampled one is decoded), the same resize
   whole-clip - decode every frame of the window with decord, then index the 16 (what the
                published reference's loader, pytorchvideo's EncodedVideo on decord, does)
   read_videos- Ray Data's `read_videos` (one row per decoded frame), then the 16 per window
@@ -22,16 +26,25 @@ import io
 import json
 import statistics
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from model.processing import FrameProcessor
-from pipeline.decode import OpenedVideo, open_video, read_frames, resize_frames, video_meta
-from pipeline.planning import ClipConfig, plan_clips
+from pipeline.decode import (
+    DecodeSettings,
+    decode_video_rows,
+    iter_clips,
+    open_video,
+    resize_frames,
+    video_meta,
+)
+from pipeline.isolation import DecodeLimits
+from pipeline.planning import ClipConfig, plan_clips, plan_clips_at_times
+from pipeline.records import VideoRef
 from pipeline.sampling import SamplingConfig
+from pipeline.storage import StorageOptions
 
 CACHE = Path(__file__).parent / ".cache"
 WIDTH, HEIGHT, FPS, SECONDS = 1280, 720, 30, 60
@@ -68,15 +81,54 @@ def videos(count: int) -> list[Path]:
     return paths
 
 
-def sampled_decode(path: Path, packets: bool = True) -> int:
-    """The decode stage's own calls; `packets=False` leaves the 16 frames to decord."""
+def sampled_decode(path: Path) -> int:
+    """The decode stage's own calls, in this process."""
     video = open_video(path.read_bytes())
-    if not packets:
-        video = OpenedVideo(reader=video.reader, packets=None)
     meta = video_meta(video)
-    plans = plan_clips(meta.num_frames, meta.fps, CLIPS, SAMPLING)
+    plans = plan_clips_at_times(meta.frame_times_s, meta.duration_s, CLIPS, SAMPLING)
+    return sum(1 for _clip in iter_clips(video, plans, _settings(isolate=False)))
+
+
+def _settings(isolate: bool) -> DecodeSettings:
+    limits = DecodeLimits(isolate=isolate)
+    return DecodeSettings(CLIPS, SAMPLING, PROCESSOR, StorageOptions(), limits=limits)
+
+
+def isolated_decode(paths: list[Path], repeats: int) -> dict[str, float]:
+    """Parent + child CPU s per clip, wall s per video, child peak RSS, with isolation on."""
+    settings = _settings(isolate=True)
+    refs = [VideoRef(str(p), p.stat().st_size, "bench") for p in paths]
+    list(decode_video_rows(refs[0], settings))  # start the forkserver outside the timing
+    cpu_runs, wall_runs, peaks = [], [], []
+    for _ in range(repeats):
+        cpu = wall = 0.0
+        clips = 0
+        for ref in refs:
+            stats: dict[str, float] = {}
+            started, parent = time.perf_counter(), time.process_time()
+            rows = decode_video_rows(ref, settings, stats)
+            clips += sum(r["status"] == "ok" for r in rows)
+            wall += time.perf_counter() - started
+            cpu += time.process_time() - parent + stats["child_cpu_s"]
+            peaks.append(stats["child_peak_rss_mb"])
+        cpu_runs.append(cpu / clips)
+        wall_runs.append(wall / len(refs))
+    return {
+        "cpu_s_per_clip": statistics.median(cpu_runs),
+        "wall_s_per_video": statistics.median(wall_runs),
+        "child_peak_rss_mb": max(peaks),
+    }
+
+
+def get_batch_decode(path: Path) -> int:
+    """decord's own index and `get_batch` for the same 16 frames of each window."""
+    import decord
+
+    reader = decord.VideoReader(io.BytesIO(path.read_bytes()), ctx=decord.cpu(0), num_threads=1)
+    plans = plan_clips(len(reader), reader.get_avg_fps(), CLIPS, SAMPLING)
     for plan in plans:
-        read_frames(video, plan.frame_indices, PROCESSOR)
+        frames = reader.get_batch(plan.frame_indices.tolist()).asnumpy()
+        resize_frames(frames, PROCESSOR)
     return len(plans)
 
 
@@ -105,7 +157,7 @@ def ray_read_videos(paths: list[Path]) -> tuple[float, int]:
     wanted = {}
     for path in paths:
         meta = video_meta(open_video(path.read_bytes()))
-        plans = plan_clips(meta.num_frames, meta.fps, CLIPS, SAMPLING)
+        plans = plan_clips_at_times(meta.frame_times_s, meta.duration_s, CLIPS, SAMPLING)
         wanted[str(path)] = {int(i) for p in plans for i in p.frame_indices}
         clips += len(plans)
     ds = ray.data.read_videos([str(p) for p in paths], include_paths=True)
@@ -136,11 +188,16 @@ def main() -> None:
     torch.set_num_threads(1)
     paths = videos(args.videos)
     ours = cpu_seconds_per_clip(sampled_decode, paths, args.repeats)
-    get_batch = cpu_seconds_per_clip(partial(sampled_decode, packets=False), paths, args.repeats)
+    get_batch = cpu_seconds_per_clip(get_batch_decode, paths, args.repeats)
     whole = cpu_seconds_per_clip(whole_clip_decode, paths, args.repeats)
+    isolated = isolated_decode(paths, args.repeats)
     result = {
         "videos": f"{args.videos} x {SECONDS}s {WIDTH}x{HEIGHT} H.264 @{FPS}fps, 10s windows",
         "clipnote_cpu_s_per_clip": round(ours, 4),
+        "isolated_cpu_s_per_clip": round(isolated["cpu_s_per_clip"], 4),
+        "isolation_cpu_overhead": round(isolated["cpu_s_per_clip"] / ours - 1, 3),
+        "isolated_wall_s_per_video": round(isolated["wall_s_per_video"], 3),
+        "isolated_child_peak_rss_mb": round(isolated["child_peak_rss_mb"], 1),
         "get_batch_cpu_s_per_clip": round(get_batch, 4),
         "whole_clip_cpu_s_per_clip": round(whole, 4),
         "speedup_vs_get_batch": round(get_batch / ours, 2),

@@ -133,7 +133,8 @@ def _child(conn: Any, target: Callable[..., Iterator[Any]], args: tuple, cap_mb:
         )
     except Exception as err:  # a bug, not a bad file: still one error row, never a lost video
         conn.send(Failure(f"decode failed: {type(err).__name__}: {err}"[:500], "error"))
-    conn.send(_DONE)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    conn.send((_DONE, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024))
     conn.close()
 
 
@@ -145,23 +146,26 @@ def _signal_name(number: int) -> str:
 
 
 def supervise(
-    target: Callable[..., Iterator[Any]], args: tuple, limits: DecodeLimits
+    target: Callable[..., Iterator[Any]],
+    args: tuple,
+    limits: DecodeLimits,
+    stats: dict[str, float] | None = None,
 ) -> Iterator[Any]:
     """Items `target(*args)` yields, from a child process; a `Failure` last if it ended badly.
 
     `target` and `args` must be picklable (a module-level function). Memory is watched at
     `max_memory_mb`; the child's address space is capped at its start size plus twice that,
-    a backstop for allocations faster than the watch.
+    a backstop for allocations faster than the watch. `stats`, when given, receives the
+    child's CPU seconds and peak resident MB when it finishes normally.
     """
     ctx = _ctx()
     receiver, sender = ctx.Pipe(duplex=False)
     process = _Process(
         target=_child, args=(sender, target, args, 2 * limits.max_memory_mb), daemon=True
     )
-    started = time.monotonic()
-    process.start()
+    process.start()  # the first call in a process waits for the forkserver: not the video's time
     sender.close()
-    last = started
+    started = last = time.monotonic()
     try:
         while True:
             now = time.monotonic()
@@ -172,7 +176,9 @@ def supervise(
                 except (EOFError, OSError):
                     yield _death(process)
                     return
-                if isinstance(item, str) and item == _DONE:
+                if isinstance(item, tuple) and item and item[0] == _DONE:
+                    if stats is not None:
+                        stats.update(child_cpu_s=item[1], child_peak_rss_mb=item[2])
                     return
                 last = time.monotonic()
                 yield item

@@ -223,7 +223,7 @@ class PacketDecoder:
                 if position >= len(pts) or packet.pts != pts[position]:
                     raise PacketIndexError("the stream's packets changed between two reads")
                 codec.skip_frame = "DEFAULT" if int(pts[position]) in wanted else "NONREF"
-                yield from self._collect(codec.decode(packet), wanted, done)
+                yield from self._collect(_decode_packet(codec, packet), wanted, done)
                 if position == end:
                     codec.skip_frame = "DEFAULT"
                     yield from self._collect(codec.decode(None), wanted, done)
@@ -296,6 +296,17 @@ class SequentialDecoder:
                     yield number, frame
                     if not remaining:
                         return
+
+
+def _decode_packet(codec: Any, packet: Any) -> list[Any]:
+    """Frames out of one packet; a damaged packet gives none (as FFmpeg's own tools go on),
+    and the frames that depended on it are the ones that do not come out."""
+    import av
+
+    try:
+        return codec.decode(packet)
+    except av.InvalidDataError:
+        return []
 
 
 def _duration(times: np.ndarray, last_frame_s: float) -> float:

@@ -150,9 +150,15 @@ def slow_path_frames(data: bytes) -> tuple[list[float], list[np.ndarray]]:
     times: list[float] = []
     frames: list[np.ndarray] = []
     with av.open(io.BytesIO(data)) as container:
-        for frame in container.decode(video=0):
-            times.append(float(frame.time))
-            frames.append(frame.to_ndarray(format="rgb24"))
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            try:
+                decoded = packet.decode()
+            except av.InvalidDataError:  # a damaged packet: skipped, as FFmpeg's tools do
+                continue
+            for frame in decoded:
+                times.append(float(frame.time))
+                frames.append(frame.to_ndarray(format="rgb24"))
     return [t - times[0] for t in times], frames
 
 
