@@ -84,7 +84,7 @@ TARGETS: dict[str, Target] = {
     ),
     "sampling": Target(
         "pipeline/sampling.py",
-        ("tests/pipeline/test_sampling.py", "tests/pipeline/test_sampling_literal.py"),
+        ("tests/pipeline/test_sampling.py", "tests/pipeline/test_planning_literal.py"),
     ),
     "planning": Target(
         "pipeline/planning.py",
