@@ -177,3 +177,23 @@ def slow_path_pick(times: list[float], start: float, end: float, count: int) -> 
                 best = i
         picked.append(best)
     return picked
+
+
+def trim_with_edit_list(mp4: bytes, skip_frames: int, fps: int) -> bytes:
+    """The same MP4 with its (single, version 0) edit list moved on by `skip_frames` frames:
+    players start there, and the frames before exist only as references for later ones."""
+    at = mp4.find(b"elst")
+    version, count = mp4[at + 4], int.from_bytes(mp4[at + 8 : at + 12], "big")
+    if at < 0 or version != 0 or count != 1:
+        raise ValueError("expected one version-0 edit list entry")
+    duration = int.from_bytes(mp4[at + 12 : at + 16], "big")  # movie timescale (1000 here)
+    media_time = int.from_bytes(mp4[at + 16 : at + 20], "big")  # media timescale
+    mdhd = mp4.find(b"mdhd")
+    media_scale = int.from_bytes(mp4[mdhd + 16 : mdhd + 20], "big")
+    movie_scale = int.from_bytes(mp4[mp4.find(b"mvhd") + 16 : mp4.find(b"mvhd") + 20], "big")
+    media_time += skip_frames * media_scale // fps
+    duration -= skip_frames * movie_scale // fps
+    patched = bytearray(mp4)
+    patched[at + 12 : at + 16] = duration.to_bytes(4, "big")
+    patched[at + 16 : at + 20] = media_time.to_bytes(4, "big")
+    return bytes(patched)

@@ -26,7 +26,13 @@ from pipeline.sampling import SamplingConfig
 from pipeline.schema import STATUS_DECODE_ERROR, STATUS_OK
 from pipeline.sources import list_videos
 from pipeline.storage import StorageOptions
-from tests.helpers import encode_frames, encode_timed_frames, slow_path_frames, slow_path_pick
+from tests.helpers import (
+    encode_frames,
+    encode_timed_frames,
+    slow_path_frames,
+    slow_path_pick,
+    trim_with_edit_list,
+)
 
 SIZE = 32
 T = 4
@@ -213,3 +219,16 @@ def test_a_tar_member_read_stops_at_its_listed_size(tmp_path):
     cut = type(member)(**{**member.__dict__, "size": os.path.getsize(shard)})
     (row,) = decode_video(cut, _settings(spill_mb=0))
     assert row["status"] == STATUS_DECODE_ERROR and "size changed" in row["error"]
+
+
+def test_an_edit_list_that_cuts_the_first_frames_is_honoured(tmp_path):
+    """MP4 `elst` starting 6 frames in: those frames are decoded as references only, never
+    numbered or shown, and time 0 is the first frame the edit list shows."""
+    levels = np.stack([np.full((SIZE, SIZE, 3), 10 + 5 * i, np.uint8) for i in range(48)])
+    data = trim_with_edit_list(encode_frames(levels, 24, options={"bf": "2", "g": "12"}), 6, 24)
+    settings = _settings()
+    rows = _decode(_write(tmp_path, "elst.mp4", data), settings)
+    _assert_matches_slow_path(rows, data, settings)
+    assert rows[0]["video_duration_s"] == pytest.approx(42 / 24, abs=1e-3)
+    first = rows[0]["frames"][0].mean()
+    assert first == pytest.approx(10 + 5 * (6 + rows[0]["frame_indices"][0]), abs=3)
