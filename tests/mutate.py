@@ -80,7 +80,13 @@ TARGETS: dict[str, Target] = {
     "tags": Target(
         "model/tags.py",
         ("tests/model/test_tags.py", "tests/model/test_tags_parsing.py"),
-        functions=("parse_tags", "_split*", "_clean*", "_normal*"),
+        functions=(
+            "parse_tags",
+            "_normalise",
+            "split_listing",
+            "listing_contexts",
+            "tag_spellings",
+        ),
     ),
     "sampling": Target(
         "pipeline/sampling.py",
