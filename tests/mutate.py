@@ -99,7 +99,19 @@ TARGETS: dict[str, Target] = {
     "manifest": Target(
         "pipeline/sources.py",
         ("tests/pipeline/test_sources.py", "tests/pipeline/test_manifest_literal.py"),
-        functions=("*manifest*", "_entry*", "_uri_from*", "_row_*"),
+        functions=(
+            "_first_value",
+            "_no_uri",
+            "_parquet_entries",
+            "_jsonl_entries",
+            "_text_entries",
+            "_resolve_entry",
+            "_resolve_remote_entry",
+            "_has_undecodable",
+            "_readable",
+            "_split_member",
+            "Refused.ref",
+        ),
     ),
 }
 
