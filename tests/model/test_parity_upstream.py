@@ -51,10 +51,13 @@ def test_prompt_tokens_match_published_template(checkpoint):
     assert ids == ref["input_ids"][0].tolist()
 
 
-def test_vectorised_group_resampler_matches_per_group_loop(checkpoint):
-    model, ref = checkpoint
-    if model.config.resampler.connector_type != "groupresampler":
-        pytest.skip("per-group loop exists for the group resampler only")
+def test_vectorised_group_resampler_matches_per_group_loop():
+    """The per-group loop exists for the group resampler only: run on that checkpoint alone
+    (a parametrised skip for the naive one would hide a real skip among expected ones)."""
+    root = UPSTREAM / "ckpt_group"
+    model = load_model(root, device="cpu", dtype=torch.float32)
+    ref = load_file(str(root / "reference_outputs.safetensors"))
+    assert model.config.resampler.connector_type == "groupresampler"
     with torch.no_grad():
         frames = ref["videos_uneven"].flatten(0, 1)
         feats = model.vision_tower(frames).reshape(2, -1, 32)  # [B, T*P, Dv]
