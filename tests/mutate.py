@@ -22,6 +22,7 @@ import fnmatch
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -163,17 +164,24 @@ def run_target(name: str, target: Target, minimum: float, timeout_s: int) -> boo
     env = {**os.environ, "PYTHONPATH": str(work), "CLIPNOTE_MUTATING": "1"}
     try:
         print(f"== {name}: {target.module} ({', '.join(target.tests)})", flush=True)
-        subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "mutmut", "run", "--max-children", "2", *target.patterns()],
-            cwd=work, env=env, stdout=subprocess.DEVNULL, timeout=timeout_s, check=False,
+            cwd=work, env=env, stdout=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # mutmut and the workers it forked
+            proc.wait()
+            print(f"   timed out after {timeout_s} s: mutants not reached count as not checked")
         statuses = _results(work, target)
         killed = sum(s in ("killed", "timeout") for s in statuses.values())
         tested = sum(s not in ("skipped", "not checked") for s in statuses.values())
+        unchecked = sum(s == "not checked" for s in statuses.values())
         score = 100.0 * killed / tested if tested else 0.0
-        print(f"   {killed}/{tested} killed ({score:.1f}%)")
+        print(f"   {killed}/{tested} killed ({score:.1f}%), {unchecked} not checked")
         for mutant, status in sorted(statuses.items()):
-            if status not in ("killed", "timeout"):
+            if status not in ("killed", "timeout", "not checked"):
                 print(f"   {status}: {mutant}")
                 print("      " + _diff(work, mutant).replace("\n", "\n      "))
         return tested > 0 and score >= minimum
