@@ -1,6 +1,7 @@
 """Decode stage: CPU seconds per clip to sample 16 frames from 10 s windows of 60 s 720p H.264.
 
     python -m benchmarks.decode [--videos 2] [--repeats 3]
+    python -m benchmarks.decode --memory   # peak RSS: 1-minute vs 30-minute 720p video
 
 Compared in one run, on the same files:
   clipnote   - the decode stage's own code, in process: bytes read once, the packet index
@@ -170,6 +171,47 @@ def ray_read_videos(paths: list[Path]) -> tuple[float, int]:
     return seconds, clips
 
 
+def make_long_video(path: Path, minutes: int, fps: int = 2) -> None:
+    """`minutes` of 720p H.264 at a low frame rate (so 30 minutes encode in about a minute)."""
+    import av
+
+    rng = np.random.default_rng(minutes)
+    texture = rng.integers(0, 255, (HEIGHT // 16, WIDTH // 16, 3), dtype=np.uint8)
+    texture = np.kron(texture, np.ones((16, 16, 1), dtype=np.uint8))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "32", "g": str(fps * 2)}
+        for i in range(minutes * 60 * fps):
+            frame = np.roll(texture, shift=(i * 3, i * 5), axis=(0, 1))
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def peak_memory() -> dict[str, float | int | str]:
+    """Peak RSS of the isolated decode child on a 1-minute and a 30-minute 720p video."""
+    CACHE.mkdir(exist_ok=True)
+    settings = _settings(isolate=True)
+    result: dict[str, float | int | str] = {"videos": "720p H.264 @2fps, 10s windows"}
+    for minutes in (1, 30):
+        path = CACHE / f"long_720p_{minutes}min.mp4"
+        if not path.exists():
+            make_long_video(path, minutes)
+        ref = VideoRef(str(path), path.stat().st_size, "bench")
+        stats: dict[str, float] = {}
+        started = time.perf_counter()
+        rows = list(decode_video_rows(ref, settings, stats))
+        assert all(r["status"] == "ok" for r in rows), rows[-1]["error"]
+        result[f"{minutes}min_clips"] = len(rows)
+        result[f"{minutes}min_file_mb"] = round(path.stat().st_size / 2**20, 1)
+        result[f"{minutes}min_child_peak_rss_mb"] = round(stats["child_peak_rss_mb"], 1)
+        result[f"{minutes}min_wall_s"] = round(time.perf_counter() - started, 1)
+    result["ratio_30min_vs_1min"] = round(
+        float(result["30min_child_peak_rss_mb"]) / float(result["1min_child_peak_rss_mb"]), 3
+    )
+    return result
+
+
 def cpu_seconds_per_clip(fn, paths: list[Path], repeats: int) -> float:
     runs = []
     for _ in range(repeats):
@@ -184,8 +226,12 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--memory", action="store_true", help="peak RSS, 1 vs 30 minutes")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.memory:
+        print(json.dumps(peak_memory(), indent=2))
+        return
     paths = videos(args.videos)
     ours = cpu_seconds_per_clip(sampled_decode, paths, args.repeats)
     get_batch = cpu_seconds_per_clip(get_batch_decode, paths, args.repeats)

@@ -207,3 +207,16 @@ def test_a_ray_run_with_a_poison_and_a_hanging_video_ends_with_every_good_video(
     assert len(good) == 20 and all(
         [r["status"] for r in rs] == [STATUS_OK, STATUS_OK] for rs in good
     )
+
+
+def test_the_config_decode_section_sets_the_budget_and_names_bad_fields(tmp_path):
+    from pipeline.config import ConfigError, build_config
+
+    base = {"input": str(tmp_path), "output": str(tmp_path / "out")}
+    config = build_config({**base, "decode": {"timeout_s": 90, "max_memory_mb": 1024}})
+    limits = config.decode.limits()
+    assert (limits.timeout_s, limits.max_memory_mb, limits.isolate) == (90, 1024, True)
+    assert build_config(base).decode.limits() == DecodeLimits()
+    for bad in ({"timeout_s": 0}, {"max_retries": -1}, {"stall": 3}):
+        with pytest.raises(ConfigError, match="decode"):
+            build_config({**base, "decode": bad})
