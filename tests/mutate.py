@@ -62,7 +62,7 @@ TARGETS: dict[str, Target] = {
     "schema": Target("pipeline/schema.py", ("tests/pipeline/test_schema.py",)),
     "checkpoint": Target(
         "model/checkpoint.py",
-        ("tests/model/test_checkpoint.py",),
+        ("tests/model/test_checkpoint_units.py", "tests/model/test_checkpoint.py"),
         # reading and validating checkpoints; `save_checkpoint` is checked by the round trip
         functions=(
             "canonical_name",
