@@ -76,7 +76,7 @@ def cluster_has_gpus() -> bool:
 
 
 def build_dataset(
-    items: list[dict[str, Any]],
+    items: pa.Table,
     decode: DecodeSettings,
     annotate: AnnotateSettings,
     *,
@@ -86,11 +86,13 @@ def build_dataset(
     cpus_per_actor: float,
     gpus_per_actor: float,
 ) -> Any:
-    """The lazy dataset of output rows for `items` (`VideoRef.to_row()` dicts, optionally
-    with `REDO`); nothing runs until it is consumed."""
+    """The lazy dataset of output rows for `items` (a table of `VideoRef` fields and `REDO`,
+    `pipeline.run.work_table`); nothing runs until it is consumed."""
     import ray
 
-    ds = ray.data.from_items(items, override_num_blocks=num_blocks(len(items)))
+    blocks = num_blocks(items.num_rows)
+    size = -(-items.num_rows // blocks)
+    ds = ray.data.from_arrow([items.slice(i, size) for i in range(0, items.num_rows, size)])
     # Finite retries everywhere (Ray Data's default is to retry forever): a task whose worker
     # died is retried `decode.max_retries` times, a dead annotation actor restarted at most
     # ANNOTATE_MAX_RESTARTS times; a video's own decode failures never reach Ray (isolation).

@@ -141,10 +141,10 @@ def latest_states(latest: pa.Table) -> dict[str, VideoState]:
 
 def plan_work(
     refs: Iterable[VideoRef], states: dict[str, VideoState], settings_hash: str, mode: RunMode
-) -> tuple[list[dict[str, Any]], int]:
-    """Input rows for the dataset (with `REDO` where only some clips are redone), and how
-    many listed videos were skipped."""
-    items, skipped = [], 0
+) -> tuple[list[tuple[VideoRef, str]], int]:
+    """The videos to process, each with the clip indices to redo (`""`: all of them), and
+    how many listed videos were skipped."""
+    work, skipped = [], 0
     for ref in refs:
         state = states.get(ref.uri)
         key = work_key(ref.uri, ref.size, ref.version, settings_hash)
@@ -158,8 +158,19 @@ def plan_work(
                 continue
             if state.work == key and -1 not in state.failed:
                 redo = ",".join(str(i) for i in sorted(state.failed))
-        items.append({**ref.to_row(), REDO: redo})
-    return items, skipped
+        work.append((ref, redo))
+    return work, skipped
+
+
+def work_table(work: list[tuple[VideoRef, str]]) -> pa.Table:
+    """The dataset's input rows as one compact Arrow table (not a Python dict per video)."""
+    names = list(VideoRef.__dataclass_fields__)
+    columns = {name: [getattr(ref, name) for ref, _ in work] for name in names}
+    columns[REDO] = [redo for _, redo in work]
+    types = {"size": pa.int64(), "offset": pa.int64()}
+    return pa.table(
+        {name: pa.array(values, types.get(name, pa.string())) for name, values in columns.items()}
+    )
 
 
 def _lost_rows(refs: list[VideoRef], settings: AnnotateSettings, settings_hash: str) -> pa.Table:
@@ -199,10 +210,10 @@ def run_pipeline(
     if mode != "all":
         keys = ["video_uri", "clip_index", "fingerprint", "status"]
         states = latest_states(read_latest(config.output, options, columns=keys))
-    items, skipped = plan_work(refs, states, settings_hash, mode)
-    queued = {item["uri"] for item in items}
+    work, skipped = plan_work(refs, states, settings_hash, mode)
+    queued = {ref.uri for ref, _ in work}
     del states
-    progress = RunProgress(listed=len(refs), skipped=skipped, queued=len(items))
+    progress = RunProgress(listed=len(refs), skipped=skipped, queued=len(work))
     report = on_progress or (lambda _progress: None)
     report(progress)
 
@@ -217,15 +228,18 @@ def run_pipeline(
     counts: Counter = Counter()
     gpus = config.resources.gpus_per_actor
     try:
-        if items:
+        if work:
             if gpus is None:
                 gpus = 1.0 if cluster_has_gpus() else 0.0
+            items = work_table(work)
+            work = []  # the table (and then the object store) holds them now
             ds = build_dataset(
                 items, decode, annotate,
                 batch_size=config.model.batch_size, decode_cpus=config.resources.decode_cpus,
                 actors=config.resources.annotate_actors,
                 cpus_per_actor=config.resources.cpus_per_actor, gpus_per_actor=gpus,
             )  # fmt: skip
+            del items
             rows_per_file = config.output_options.rows_per_file
             for result in iter_write_results(ds, committer.target, rows_per_file):
                 tracker.add(result)
@@ -252,7 +266,7 @@ def run_pipeline(
             "mode": mode,
             "videos": len(refs),
             "skipped": skipped,
-            "processed": len(items),
+            "processed": len(queued),
             "seconds": round(seconds, 3),
             "gpus_per_actor": gpus,
             "settings_key": settings_hash,
@@ -268,7 +282,7 @@ def run_pipeline(
         raise
     return RunSummary(
         run_id, config.output, record, len(refs), dict(counts), seconds, committer.files,
-        skipped=skipped, processed=len(items), chunks=committer.chunks,
+        skipped=skipped, processed=len(queued), chunks=committer.chunks,
         attempt=committer.attempt, mode=mode,
     )  # fmt: skip
 

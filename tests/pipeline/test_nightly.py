@@ -17,7 +17,7 @@ from pipeline.config import build_config
 from pipeline.ray_data import select_redo
 from pipeline.reading import read_all, read_latest
 from pipeline.records import VideoRef
-from pipeline.run import VideoState, plan_work
+from pipeline.run import VideoState, plan_work, work_table
 from pipeline.sink import RunLease, RunLocked
 
 pytestmark = pytest.mark.slow
@@ -154,12 +154,14 @@ def test_plan_work_rules():
         "v2": VideoState("other", {1}),  # failed under other settings
         # v3 never seen
     }
-    items, skipped = plan_work(refs, states, "S", "incremental")
-    assert [i["uri"] for i in items] == ["v2", "v3"] and skipped == 2
-    items, skipped = plan_work(refs, states, "S", "retry")
-    assert [(i["uri"], i["redo"]) for i in items] == [("v1", "2"), ("v2", "")] and skipped == 2
-    items, _ = plan_work(refs, states, "S", "all")
-    assert len(items) == 4
+    work, skipped = plan_work(refs, states, "S", "incremental")
+    assert [(ref.uri, redo) for ref, redo in work] == [("v2", ""), ("v3", "")] and skipped == 2
+    work, skipped = plan_work(refs, states, "S", "retry")
+    assert [(ref.uri, redo) for ref, redo in work] == [("v1", "2"), ("v2", "")] and skipped == 2
+    work, _ = plan_work(refs, states, "S", "all")
+    assert len(work) == 4
+    table = work_table(work)
+    assert table.num_rows == 4 and VideoRef.from_row(table.to_pylist()[1]) == refs[1]
 
 
 def test_select_redo():
