@@ -71,8 +71,9 @@ def connect(num_cpus: int | None = None, verbose: bool = False) -> None:
             kwargs["_node_ip_address"] = "127.0.0.1"  # else Ray swaps in the interface address
         ray.init(address=address, log_to_driver=verbose, logging_level=level, **kwargs)
     else:
+        # address="local": a new Ray, even when a `ray start` cluster runs on this machine.
         ray.init(
-            num_cpus=num_cpus, include_dashboard=False, log_to_driver=verbose,
+            address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=verbose,
             logging_level=level, _node_ip_address="127.0.0.1",
         )  # fmt: skip
     if not verbose:

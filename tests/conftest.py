@@ -146,8 +146,9 @@ def ray_session() -> Iterator[None]:
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     started = not ray.is_initialized()
     if started:
+        # address="local": never join a `ray start` cluster found on the machine.
         ray.init(
-            num_cpus=2, include_dashboard=False, log_to_driver=False,
+            address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
             _node_ip_address="127.0.0.1",
         )  # fmt: skip
     try:
