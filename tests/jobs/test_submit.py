@@ -183,15 +183,14 @@ def ray_head() -> Iterator[Head]:
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _submit(head: Head, config_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+def _submit(
+    head: Head, config_path: Path, env: dict[str, str], *extra: str, timeout: float = 180
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "submit", str(config_path), "--address", head.address],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+        [sys.executable, "-m", "jobs.cli", "submit", str(config_path), "--address", head.address,
+         *extra],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
 
 
 def _write_config(path: Path, **fields) -> Path:
@@ -325,28 +324,19 @@ def test_submit_runs_a_caption_job(ray_head: Head, tmp_path: Path, tiny_checkpoi
     )
 
     started = time.monotonic()
-    submitted = _submit(ray_head, config_path, ray_head.client_env())
-    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    submitted = _submit(
+        ray_head, config_path, ray_head.client_env(), "--follow", timeout=JOB_TIMEOUT_S
+    )
     match = re.search(r"raysubmit_[A-Za-z0-9]+", submitted.stdout)
-    assert match, submitted.stdout
+    assert match, submitted.stdout + submitted.stderr
     job_id = match.group(0)
-
-    from ray.job_submission import JobStatus
-
-    client = ray_head.jobs_client()
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    status = client.get_job_status(job_id)
-    while not status.is_terminal() and time.monotonic() < deadline:
-        time.sleep(2)
-        status = client.get_job_status(job_id)
-    logs = client.get_job_logs(job_id)
-    if status != JobStatus.SUCCEEDED:
-        info = client.get_job_info(job_id)
-        pytest.fail(
-            f"job {job_id} is {status} after {time.monotonic() - started:.0f} s "
-            f"({info.message}):\n{logs[-8000:]}"
-        )
+    logs = ray_head.jobs_client().get_job_logs(job_id)
+    assert submitted.returncode == 0, submitted.stdout[-6000:] + submitted.stderr[-3000:]
     print(f"job {job_id} succeeded in {time.monotonic() - started:.1f} s")
+    # --follow streamed the job's own log: its progress line and summary, then the status.
+    assert f"job {job_id}: SUCCEEDED" in submitted.stdout
+    assert "videos 3/3 done" in submitted.stdout and "clips ok" in submitted.stdout
+    assert logs.strip() and logs.strip()[-200:] in submitted.stdout
 
     records = committed_runs(str(output))
     assert len(records) == 1, logs[-4000:]
