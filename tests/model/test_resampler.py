@@ -31,6 +31,21 @@ def make(kind: str, num_queries: int = 12, group: int = 4) -> torch.nn.Module:
     return module.eval()
 
 
+@pytest.mark.parametrize(
+    "seq_len,group,sizes",
+    [
+        (60, 4, [15, 15, 15, 15]),
+        (45, 4, [12, 11, 11, 11]),  # 45 = 4 x 11 + 1: the first chunk takes the extra token
+        (10, 4, [3, 3, 2, 2]),
+        (3, 4, [1, 1, 1, 0]),
+        (0, 4, [0, 0, 0, 0]),
+        (7, 1, [7]),
+    ],
+)
+def test_group_sizes_by_hand(seq_len, group, sizes):
+    assert group_sizes(seq_len, group) == sizes
+
+
 @pytest.mark.parametrize("seq_len,group", [(60, 4), (45, 4), (3, 4), (0, 4), (11665, 16)])
 def test_group_sizes_cover_the_sequence_first_chunks_longer(seq_len, group):
     sizes = group_sizes(seq_len, group)
