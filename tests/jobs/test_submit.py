@@ -177,10 +177,12 @@ def ray_head() -> Iterator[Head]:
         _wait_for_jobs_api(head, proc, log)
         yield head
     finally:
-        _stop_session(proc.pid)
-        proc.wait(timeout=30)
-        shutil.rmtree(home, ignore_errors=True)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        try:  # a head that survives SIGKILL fails the test, after the clean-up below
+            _stop_session(proc.pid)
+            proc.wait(timeout=30)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _submit(
