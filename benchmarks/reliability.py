@@ -255,6 +255,7 @@ def node_loss_trial(videos: dict[str, bytes], work: Path, kill_after_s: float) -
     import threading
 
     import ray
+    from ray._private import services
     from ray.cluster_utils import Cluster
 
     from jobs.nightly import run_nightly
@@ -267,7 +268,11 @@ def node_loss_trial(videos: dict[str, bytes], work: Path, kill_after_s: float) -
     )  # fmt: skip
     nodes = [cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1") for _ in range(2)]
     cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False)
+    # Ray turns "127.0.0.1" in an address into this machine's interface address, where a
+    # loopback-only cluster does not listen; this driver's own address lookup says loopback.
+    services.node_ip_address_from_perspective = lambda address=None: "127.0.0.1"
+    gcs = "127.0.0.1:" + cluster.address.rsplit(":", 1)[1]
+    ray.init(address=gcs, log_to_driver=False, _node_ip_address="127.0.0.1")
     removed: dict[str, Any] = {}
     try:
         reference = clean_run(input_uri, str(work / "node-reference"), None)
@@ -283,7 +288,7 @@ def node_loss_trial(videos: dict[str, bytes], work: Path, kill_after_s: float) -
         output = str(work / "node-trial")
         raw = raw_config(input_uri, output, None)
         summary = run_nightly(build_config(raw), NIGHT)
-        removed["counts"] = summary.counts
+        removed.update(counts=summary.counts, run_s=round(summary.seconds, 1))
         rows = clip_rows(output, None)
     finally:
         ray.shutdown()
@@ -368,6 +373,7 @@ def main() -> None:
     parser.add_argument("--fault-rate", type=float, default=0.2)
     parser.add_argument("--out", type=Path, default=ROOT / "RELIABILITY.md")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--videos", type=int, default=4)
     args = parser.parse_args()
     os.environ.update(CREDENTIALS)
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
@@ -378,7 +384,7 @@ def main() -> None:
     names = [n for n in args.stores.split(",") if n]
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
-        videos = make_videos(work / "src")
+        videos = make_videos(work / "src", n=args.videos)
         stores = _start_stores(names, work, stack)
         if stores:
             with local_ray():
