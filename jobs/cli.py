@@ -237,6 +237,84 @@ def query(
         run_query(output, sql, fmt, out, _storage(endpoint_url, region), console)  # type: ignore[arg-type]
 
 
+@app.command()
+def stats(
+    output: OutputArg,
+    run_id: Annotated[str | None, typer.Option("--run", help="only this run id")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables")] = False,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+) -> None:
+    """Per run: videos, clips, errors by kind and reason, top tags, speed, stage seconds."""
+    from .query import QueryError
+    from .stats import collect_stats, print_stats, stats_json
+
+    with query_errors():
+        found = collect_stats(output, _storage(endpoint_url, region), run_id)
+        if run_id is not None and not found:
+            raise QueryError(f"--run: no committed rows for run {run_id!r}")
+        if as_json:
+            print(stats_json(found))
+        else:
+            print_stats(found, console)
+
+
+@app.command()
+def report(
+    output: OutputArg,
+    out: Annotated[str, typer.Option("--out", help="the HTML file to write (path or s3://)")],
+    where: Annotated[
+        str | None, typer.Option("--where", help="SQL condition on the clips view")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="at most this many cards")] = 2000,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+) -> None:
+    """One self-contained HTML contact sheet: cards, tag filter, search, run summary."""
+    from .report_html import write_report
+
+    with query_errors():
+        data = write_report(output, out, _storage(endpoint_url, region), where, limit)
+        console.print(
+            f"wrote {out}: {len(data.clips)} of {data.matched} clips, {len(data.runs)} runs",
+            soft_wrap=True,
+        )
+
+
+@app.command()
+def plan(
+    config: ConfigArg = None,
+    sample: Annotated[int, typer.Option("--sample", min=1, help="videos to measure")] = 8,
+    gpus: Annotated[
+        int | None, typer.Option("--gpus", min=1, help="GPUs (annotate actors) to size for")
+    ] = None,
+    gpu_memory_gb: Annotated[
+        float | None, typer.Option("--gpu-memory-gb", help="GPU memory to size batches for")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text")] = False,
+    input_uri: InputOpt = None,
+    output_uri: OutputOpt = None,
+    model_uri: ModelOpt = None,
+    sets: SetOpt = None,
+) -> None:
+    """Run the pipeline on a sample, then size the run: batch, CPUs per GPU, wall, GPU-hours."""
+    import json
+    from dataclasses import asdict
+
+    from .plan import format_plan, make_plan
+    from .ray_session import connect
+
+    with user_errors():
+        run_config = prepared_config(config, input_uri, output_uri, model_uri, sets)
+        connect(verbose=STATE.verbose)
+        measure, sized, extra = make_plan(run_config, sample, gpus, gpu_memory_gb)
+        if as_json:
+            print(json.dumps({"sample": asdict(measure), "plan": asdict(sized), **extra}))
+        else:
+            console.print(format_plan(measure, sized, extra["this_machine"]), soft_wrap=True,
+                          markup=False, highlight=False)  # fmt: skip
+
+
 def main() -> None:
     app()
 

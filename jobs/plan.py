@@ -1,0 +1,300 @@
+"""`clipnote plan CONFIG [--sample N]`: measure a sample with the real pipeline, then size a run.
+
+Before paying for a cluster a user wants to know what a run will take. `plan` lists the input
+(every video, as `run` would), runs the real pipeline on a sample of it (the same decode,
+model, prompts and settings, into a temporary output, never the run's output), and reads the
+costs the pipeline records per clip: decode seconds (CPU, one decode task per CPU), annotate
+seconds (actor time, a batch's time shared by its clips) and tokens generated. From those:
+
+- throughput of a cluster of G annotate actors (GPUs) and C decode CPUs:
+  `min(G / annotate_s_per_clip, C / decode_s_per_clip)` clips/s; the smaller term is the
+  bottleneck;
+- decode CPUs per GPU that keep the GPUs busy: `decode_s / annotate_s` plus 25% headroom;
+- wall time: the sample's fixed start-up cost (its wall time less its clips at the measured
+  throughput) plus every clip of the input at the cluster's throughput; GPU-hours = wall x G;
+- the largest batch that fits the GPU memory it is told (`--gpu-memory-gb`) or finds (CUDA):
+  weights plus per-clip memory (vision activations of the frames, the KV cache of prompt +
+  video tokens + new tokens, the logits), estimated from the checkpoint's config;
+- what that means for `cluster.yaml`: GPU nodes (1 GPU each) and decode nodes (32 CPUs each,
+  the GPU nodes' own CPUs counted first).
+
+Numbers are measured on the machine `plan` runs on: run it where the run will run (on the
+cluster: `clipnote submit` a plan, or a GPU node) for GPU timings. The sample's per-clip
+costs are averages over its clips, so a sample should hold several clips per annotate batch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import RunConfig
+
+DECODE_HEADROOM = 1.25
+GPU_MEMORY_USABLE = 0.85
+DECODE_NODE_CPUS = 32  # cluster.yaml's decode node type
+GPU_NODE_CPUS = 8  # cluster.yaml's gpu node type (1 GPU); one CPU kept for the actor
+
+
+@dataclass
+class SampleMeasure:
+    """What the pipeline recorded for the sample run."""
+
+    videos: int
+    clips: int
+    ok: int
+    errors: int
+    decode_s_per_clip: float
+    annotate_s_per_clip: float
+    tokens_per_clip: float
+    clips_per_video: float
+    wall_s: float
+    actors: int
+    decode_cpus: float
+    """Decode CPUs the sample ran with (this machine's Ray CPUs not held by actors)."""
+
+    @property
+    def rate(self) -> float:
+        """Clips/s the sample's own cluster sustains by the per-clip costs."""
+        return throughput(self, self.actors, self.decode_cpus)[0]
+
+
+@dataclass
+class Plan:
+    total_videos: int
+    total_clips: int
+    gpus: int
+    decode_cpus: float
+    clips_per_s: float
+    bottleneck: str
+    overhead_s: float
+    wall_s: float
+    gpu_hours: float
+    decode_cpus_per_gpu: int
+    batch_size: int | None
+    batch_memory_note: str
+    gpu_nodes: int
+    decode_nodes: int
+
+
+def throughput(m: SampleMeasure, gpus: int, decode_cpus: float) -> tuple[float, str]:
+    """(clips/s, bottleneck) of `gpus` annotate actors and `decode_cpus` decode CPUs."""
+    annotate = gpus / m.annotate_s_per_clip if m.annotate_s_per_clip > 0 else math.inf
+    decode = decode_cpus / m.decode_s_per_clip if m.decode_s_per_clip > 0 else math.inf
+    if math.isinf(annotate) and math.isinf(decode):
+        return math.inf, "none"
+    return (annotate, "annotate") if annotate <= decode else (decode, "decode")
+
+
+def predict(
+    m: SampleMeasure,
+    total_videos: int,
+    gpus: int,
+    decode_cpus: float | None = None,
+    batch_size: int | None = None,
+    batch_note: str = "",
+) -> Plan:
+    """Size a run of `total_videos` on `gpus` actors and `decode_cpus` decode CPUs (pure).
+
+    `decode_cpus` None: as many as keep the GPUs busy (`decode_cpus_per_gpu` each).
+    """
+    per_gpu = max(1, math.ceil(DECODE_HEADROOM * m.decode_s_per_clip / m.annotate_s_per_clip))
+    if m.annotate_s_per_clip <= 0:
+        per_gpu = 1
+    cpus = float(decode_cpus if decode_cpus is not None else per_gpu * gpus)
+    rate, bottleneck = throughput(m, gpus, cpus)
+    total_clips = round(total_videos * m.clips_per_video)
+    sample_rate = m.rate
+    overhead = max(0.0, m.wall_s - (m.clips / sample_rate if sample_rate > 0 else 0.0))
+    wall = overhead + (total_clips / rate if rate > 0 else 0.0)
+    usable_on_gpu_nodes = gpus * (GPU_NODE_CPUS - 1)
+    decode_nodes = max(0, math.ceil((cpus - usable_on_gpu_nodes) / DECODE_NODE_CPUS))
+    return Plan(
+        total_videos=total_videos, total_clips=total_clips, gpus=gpus, decode_cpus=cpus,
+        clips_per_s=rate, bottleneck=bottleneck, overhead_s=overhead, wall_s=wall,
+        gpu_hours=wall * gpus / 3600, decode_cpus_per_gpu=per_gpu, batch_size=batch_size,
+        batch_memory_note=batch_note, gpu_nodes=gpus, decode_nodes=decode_nodes,
+    )  # fmt: skip
+
+
+# -- GPU memory per batch ----------------------------------------------------------------------
+
+
+@dataclass
+class MemoryModel:
+    weights_bytes: int
+    per_clip_bytes: int
+
+
+def memory_model(model_config: Any, num_frames: int, prompt_tokens: int, new_tokens: int,
+                 bytes_per_value: int = 2) -> MemoryModel:  # fmt: skip
+    """Weights and per-clip bytes of annotation, from a `TinyLlavaVideoConfig` (estimate).
+
+    Per clip: the vision tower's activations for its frames (tokens x (hidden + MLP width), the
+    peak of one layer, twice for attention's working set), the LM's KV cache for prompt + video
+    tokens + new tokens, and one row of float32 logits.
+    """
+    v, t = model_config.vision_config, model_config.text_config
+    patches = (v.image_size // v.patch_size) ** 2 + 1
+    vision = num_frames * patches * (v.hidden_size + v.intermediate_size) * 2 * bytes_per_value
+    head_dim = getattr(t, "head_dim", None) or t.hidden_size // t.num_attention_heads
+    seq = prompt_tokens + model_config.resampler.num_queries + new_tokens
+    kv = 2 * t.num_hidden_layers * t.num_key_value_heads * head_dim * seq * bytes_per_value
+    hidden = seq * (t.hidden_size + t.intermediate_size) * bytes_per_value
+    logits = t.vocab_size * 4
+    return MemoryModel(weights_bytes=0, per_clip_bytes=int(vision + kv + hidden + logits))
+
+
+def fit_batch(memory: MemoryModel, gpu_memory_gb: float, cap: int = 1024) -> int:
+    """The largest batch whose estimate fits `GPU_MEMORY_USABLE` of the GPU's memory."""
+    free = gpu_memory_gb * 1e9 * GPU_MEMORY_USABLE - memory.weights_bytes
+    if free <= 0 or memory.per_clip_bytes <= 0:
+        return 0
+    return int(max(0, min(cap, free // memory.per_clip_bytes)))
+
+
+def detect_gpu_memory_gb() -> float | None:
+    """Memory of CUDA device 0 in GB, or None without CUDA."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_properties(0).total_memory / 1e9
+    except Exception:  # no driver: no GPU to size for
+        return None
+    return None
+
+
+def checkpoint_config_and_size(source: str, options: Any) -> tuple[Any, int]:
+    """The checkpoint's parsed config, and the bytes of its weight files as stored."""
+    import json
+
+    from model import parse_config
+    from pipeline.storage import filesystem, join, read_bytes, strip_scheme
+
+    raw = json.loads(read_bytes(join(source, "config.json"), options))
+    fs = filesystem(source, options)
+    sizes = [
+        int(entry.get("size") or 0)
+        for entry in fs.ls(strip_scheme(source), detail=True)
+        if str(entry["name"]).endswith((".safetensors", ".bin"))
+    ]
+    return parse_config(raw), sum(sizes)
+
+
+# -- running the sample ------------------------------------------------------------------------
+
+
+def sample_refs(refs: list, n: int) -> list:
+    """`n` videos spread over the listing (every k-th), deterministic."""
+    if n >= len(refs):
+        return list(refs)
+    step = len(refs) / n
+    return [refs[int(i * step)] for i in range(n)]
+
+
+def measure_sample(config: RunConfig, refs: list, workdir: Path) -> SampleMeasure:
+    """Run the real pipeline on `refs` into `workdir` and read its per-clip costs."""
+    import ray
+
+    from pipeline.reading import read_all
+    from pipeline.run import run_pipeline
+
+    manifest = workdir / "sample.txt"
+    manifest.write_text("".join(f"{ref.uri}\n" for ref in refs), encoding="utf-8")
+    sample_config = config.model_copy(
+        update={"input": str(manifest), "output": str(workdir / "out"), "run_id": "plan-sample"}
+    )
+    started = time.perf_counter()
+    summary = run_pipeline(sample_config)
+    wall = time.perf_counter() - started
+    rows = read_all(str(workdir / "out")).to_pylist()
+    ok = [r for r in rows if r["status"] == "ok"]
+    decoded = [r for r in rows if (r.get("decode_s") or 0) > 0]
+    actors = config.resources.annotate_actors
+    cpus = float(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
+    decode_cpus = max(cpus - actors * config.resources.cpus_per_actor, 1.0)
+    return SampleMeasure(
+        videos=len(refs), clips=len(rows), ok=len(ok), errors=len(rows) - len(ok),
+        decode_s_per_clip=sum(r["decode_s"] for r in decoded) / max(len(decoded), 1),
+        annotate_s_per_clip=sum(r["annotate_s"] for r in ok) / max(len(ok), 1),
+        tokens_per_clip=sum(r["generated_tokens"] for r in ok) / max(len(ok), 1),
+        clips_per_video=len(rows) / max(len(refs), 1), wall_s=max(wall, summary.seconds),
+        actors=actors, decode_cpus=decode_cpus / config.resources.decode_cpus,
+    )  # fmt: skip
+
+
+def make_plan(
+    config: RunConfig,
+    sample: int = 8,
+    gpus: int | None = None,
+    gpu_memory_gb: float | None = None,
+    workdir: Path | None = None,
+) -> tuple[SampleMeasure, Plan, dict[str, Any]]:
+    """List, measure a sample, size the run (Ray must be connected)."""
+    from pipeline.checkpoint_info import describe_checkpoint, resolve_model_source
+    from pipeline.sources import list_videos
+
+    options = config.storage.options()
+    refs = list_videos(config.input, options)
+    if not refs:
+        from pipeline.config import ConfigError
+
+        raise ConfigError(f"input: no videos under {config.input}")
+    chosen = sample_refs(refs, max(1, sample))
+    with tempfile.TemporaryDirectory(prefix="clipnote-plan-", dir=workdir) as tmp:
+        measure = measure_sample(config, chosen, Path(tmp))
+    source = resolve_model_source(config.model.source)
+    info = describe_checkpoint(source, options)
+    memory_gb = gpu_memory_gb or detect_gpu_memory_gb()
+    batch, note = None, "no GPU found and none given (--gpu-memory-gb): batch size not sized"
+    if memory_gb:
+        model_config, weights = checkpoint_config_and_size(source, options)
+        prompt_tokens = 64 + max(len(config.prompts.caption), len(config.prompts.tags)) // 3
+        new_tokens = max(config.model.max_new_tokens, config.model.tag_max_new_tokens)
+        mm = memory_model(model_config, info.num_frames, prompt_tokens, new_tokens)
+        mm = MemoryModel(weights_bytes=weights, per_clip_bytes=mm.per_clip_bytes)
+        batch = fit_batch(mm, memory_gb)
+        source = "given" if gpu_memory_gb else "found"
+        note = (
+            f"{memory_gb:.0f} GB GPU ({source}): weights {mm.weights_bytes / 1e9:.2f} GB, "
+            f"~{mm.per_clip_bytes / 1e6:.1f} MB per clip in a batch (estimate)"
+        )
+    gpus = gpus if gpus is not None else config.resources.annotate_actors
+    plan = predict(measure, len(refs), gpus, None, batch, note)
+    local = predict(measure, len(refs), measure.actors, measure.decode_cpus, batch, note)
+    return measure, plan, {"this_machine": asdict(local), "listed": len(refs)}
+
+
+def format_plan(measure: SampleMeasure, plan: Plan, local: dict[str, Any]) -> str:
+    def hms(seconds: float) -> str:
+        s = round(seconds)
+        return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s"
+
+    lines = [
+        f"sample: {measure.videos} videos, {measure.clips} clips ({measure.errors} errors) in "
+        f"{measure.wall_s:.1f} s",
+        f"  decode   {measure.decode_s_per_clip:.3f} CPU s/clip",
+        f"  annotate {measure.annotate_s_per_clip:.3f} s/clip per actor",
+        f"  tokens   {measure.tokens_per_clip:.1f} per clip; {measure.clips_per_video:.2f} "
+        "clips per video",
+        f"input: {plan.total_videos} videos -> ~{plan.total_clips} clips",
+        f"this machine ({measure.actors} actor(s), {measure.decode_cpus:g} decode CPUs): "
+        f"{local['clips_per_s']:.2f} clips/s, wall ~{hms(local['wall_s'])}",
+        f"batch size: {plan.batch_size if plan.batch_size is not None else '-'} "
+        f"({plan.batch_memory_note})",
+        f"decode CPUs per GPU to keep it busy: {plan.decode_cpus_per_gpu}",
+        f"with {plan.gpus} GPU(s) and {plan.decode_cpus:g} decode CPUs: {plan.clips_per_s:.2f} "
+        f"clips/s ({plan.bottleneck}-bound), wall ~{hms(plan.wall_s)}, "
+        f"{plan.gpu_hours:.2f} GPU-hours",
+        f"cluster.yaml: gpu workers {plan.gpu_nodes} (1 GPU, {GPU_NODE_CPUS} CPUs each), "
+        f"decode workers {plan.decode_nodes} ({DECODE_NODE_CPUS} CPUs each): set min_workers/"
+        "max_workers of those node types to at least these",
+        "(timings are this machine's: plan on the cluster's GPU nodes for GPU numbers)",
+    ]
+    return "\n".join(lines)

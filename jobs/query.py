@@ -1,0 +1,339 @@
+"""SQL over a clipnote output: DuckDB on the committed Parquet, streamed, local or S3.
+
+`clipnote query OUTPUT "SQL"` and the Python API below see three views, built by the one
+reading path (`pipeline.reading.register_views`): `clips` (each clip's latest committed
+annotation, once), `clips_all` (every committed row, with its run) and `runs` (commit records).
+Files that no commit record names are never read.
+
+Why this shape:
+- S3 goes through an fsspec filesystem registered with DuckDB, so no DuckDB extension is
+  downloaded at run time (clusters and CI often have no internet) and any endpoint works
+  (`StorageOptions.endpoint_url`: MinIO, Ceph, R2, a test server).
+- Results stream: DuckDB hands back Arrow record batches and every writer here writes them one
+  at a time, so a query over millions of rows needs memory for a batch, not for the result.
+  DuckDB spills what it must hold (sorts, the `clips` view's windows) to a temp directory.
+- A mistake in the SQL is the user's: `QueryError` carries DuckDB's own message (which says
+  where the mistake is) and the command exits 2.
+
+Python:
+    con = connect("s3://bucket/out", StorageOptions(endpoint_url=...))
+    rel = query(con, "SELECT clip_id, caption FROM clips WHERE list_contains(tags, 'dog')")
+    table = rel.to_arrow_table()          # or query_arrow(...), or iterate record_batches(rel)
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import tempfile
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from typing import IO, Any, Literal
+
+import duckdb
+import pyarrow as pa
+
+from pipeline.reading import register_views
+from pipeline.storage import StorageOptions, filesystem, is_remote, strip_scheme
+
+Format = Literal["table", "json", "csv", "parquet"]
+FORMATS: tuple[str, ...] = ("table", "json", "csv", "parquet")
+BATCH_ROWS = 8192
+TABLE_ROWS = 40
+"""Rows the terminal table shows; the rest are counted, not printed."""
+VIEWS = ("clips", "clips_all", "runs")
+
+
+class QueryError(Exception):
+    """The SQL is wrong (syntax, unknown column or view, bad cast): DuckDB's message."""
+
+
+# DuckDB errors that mean "the query is wrong", as opposed to "reading the data failed".
+_USER_ERRORS = tuple(
+    getattr(duckdb, name)
+    for name in (
+        "ParserException",
+        "BinderException",
+        "CatalogException",
+        "ConversionException",
+        "InvalidInputException",
+        "SyntaxException",
+        "NotImplementedException",
+        "OutOfRangeException",
+        "TypeMismatchException",
+        "ConstraintException",
+        "DataError",
+        "ProgrammingError",
+    )
+    if hasattr(duckdb, name)
+)
+
+
+@contextlib.contextmanager
+def sql_errors() -> Iterator[None]:
+    """DuckDB's user-facing errors as `QueryError` (same message), anything else unchanged."""
+    try:
+        yield
+    except duckdb.IOException:
+        raise
+    except _USER_ERRORS as err:
+        raise QueryError(str(err).strip()) from err
+
+
+def connect(
+    output: str,
+    options: StorageOptions | None = None,
+    *,
+    memory_limit: str | None = None,
+    temp_directory: str | None = None,
+    threads: int | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the `clips`, `clips_all` and `runs` views of `output`.
+
+    The views are a snapshot of what was committed when this ran; connect again to see later
+    commits. `memory_limit` (e.g. "512MB") bounds what DuckDB holds before spilling to
+    `temp_directory` (a fresh temp dir by default).
+    """
+    config: dict[str, Any] = {
+        "temp_directory": temp_directory or tempfile.mkdtemp(prefix="clipnote-duckdb-"),
+        # no extension is installed or loaded behind the user's back: S3 goes through fsspec
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    if threads:
+        config["threads"] = threads
+    con = duckdb.connect(":memory:", config=config)
+    register_views(con, output, options)
+    return con
+
+
+def query(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelation | None:
+    """A lazy relation for `sql` (None for statements that return nothing); `QueryError` if
+    DuckDB refuses it."""
+    if not sql.strip():
+        raise QueryError("the query is empty")
+    with sql_errors():
+        return con.sql(sql)
+
+
+def record_batches(
+    relation: duckdb.DuckDBPyRelation | None, batch_rows: int = BATCH_ROWS
+) -> pa.RecordBatchReader:
+    """The result as a stream of Arrow record batches (DuckDB computes them as it goes)."""
+    if relation is None:
+        return pa.RecordBatchReader.from_batches(pa.schema([]), [])
+    with sql_errors():
+        return relation.to_arrow_reader(batch_rows)
+
+
+def iter_batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """Batches of `reader`; errors DuckDB raises while computing them become `QueryError`."""
+    while True:
+        with sql_errors():
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+        yield batch
+
+
+def query_arrow(output: str, sql: str, options: StorageOptions | None = None) -> pa.Table:
+    """The whole result of `sql` over `output` as one Arrow table (small results)."""
+    reader = record_batches(query(connect(output, options), sql))
+    return pa.Table.from_batches(list(iter_batches(reader)), schema=reader.schema)
+
+
+# -- writers: one batch at a time ---------------------------------------------------------------
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _plain_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Columns CSV can hold: lists and structs as JSON text, binary as base64."""
+    arrays, changed = [], False
+    for field, column in zip(batch.schema, batch.columns, strict=True):
+        kind = field.type
+        if pa.types.is_nested(kind):
+            text = [
+                None if v is None else json.dumps(v, default=_json_value, ensure_ascii=False)
+                for v in column.to_pylist()
+            ]
+            arrays.append(pa.array(text, pa.string()))
+            changed = True
+        elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            text = [None if v is None else _json_value(v) for v in column.to_pylist()]
+            arrays.append(pa.array(text, pa.string()))
+            changed = True
+        else:
+            arrays.append(column)
+    if not changed:
+        return batch
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def write_json_lines(batches: Iterator[pa.RecordBatch], out: IO[str]) -> int:
+    """One JSON object per row and line (binary as base64, times as ISO 8601); rows written."""
+    rows = 0
+    for batch in batches:
+        for row in batch.to_pylist():
+            out.write(json.dumps(row, default=_json_value, ensure_ascii=False))
+            out.write("\n")
+        rows += batch.num_rows
+    return rows
+
+
+def write_csv(batches: Iterator[pa.RecordBatch], schema: pa.Schema, out: IO[bytes]) -> int:
+    """CSV with a header; nested columns as JSON text, binary as base64; rows written."""
+    import pyarrow.csv as pacsv
+
+    writer = None
+    rows = 0
+    for batch in batches:
+        plain = _plain_columns(batch)
+        if writer is None:
+            writer = pacsv.CSVWriter(out, plain.schema)
+        writer.write_batch(plain)
+        rows += batch.num_rows
+    if writer is None:  # no rows: still a header
+        empty = _plain_columns(pa.RecordBatch.from_pylist([], schema=schema))
+        writer = pacsv.CSVWriter(out, empty.schema)
+    writer.close()
+    return rows
+
+
+def write_parquet(batches: Iterator[pa.RecordBatch], schema: pa.Schema, out: IO[bytes]) -> int:
+    """Parquet (zstd), written one batch at a time; rows written."""
+    import pyarrow.parquet as pq
+
+    rows = 0
+    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return rows
+
+
+def _cell(value: Any, width: int = 60) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, list | dict):
+        text = json.dumps(value, default=_json_value, ensure_ascii=False)
+    elif isinstance(value, float):
+        text = f"{value:.6g}"
+    else:
+        text = str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def write_table(
+    batches: Iterator[pa.RecordBatch], schema: pa.Schema, console: Any, max_rows: int = TABLE_ROWS
+) -> int:
+    """A terminal table of the first `max_rows` rows; the rest are counted (streamed)."""
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    for name in schema.names:
+        table.add_column(name, overflow="fold")
+    rows = 0
+    for batch in batches:
+        if rows < max_rows:
+            for row in batch.slice(0, max_rows - rows).to_pylist():
+                table.add_row(*(_cell(row[name]) for name in schema.names))
+        rows += batch.num_rows
+    console.print(table)
+    more = f" (first {max_rows} shown; --format csv/json/parquet --out FILE for all)"
+    console.print(f"{rows} row{'s' if rows != 1 else ''}" + (more if rows > max_rows else ""))
+    return rows
+
+
+def write_result(
+    reader: pa.RecordBatchReader,
+    fmt: Format,
+    out: str | None,
+    options: StorageOptions | None = None,
+    console: Any = None,
+    max_rows: int = TABLE_ROWS,
+) -> int:
+    """Stream `reader` in `fmt` to `out` (a local path or `s3://` URI; None: stdout)."""
+    if fmt not in FORMATS:
+        raise QueryError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    batches = iter_batches(reader)
+    if fmt == "table" and out is None:
+        from rich.console import Console
+
+        return write_table(batches, reader.schema, console or Console(), max_rows)
+    if out is None:
+        if fmt == "parquet":
+            raise QueryError("--format parquet needs --out FILE")
+        import sys
+
+        if fmt == "json":
+            return write_json_lines(batches, sys.stdout)
+        sys.stdout.flush()
+        return write_csv(batches, reader.schema, sys.stdout.buffer)
+    with _open_out(out, options) as fh:
+        if fmt == "parquet":
+            return write_parquet(batches, reader.schema, fh)
+        if fmt == "csv":
+            return write_csv(batches, reader.schema, fh)
+        import io
+
+        text = io.TextIOWrapper(fh, encoding="utf-8", newline="\n")
+        try:
+            if fmt == "json":
+                return write_json_lines(batches, text)
+            from rich.console import Console
+
+            return write_table(batches, reader.schema, Console(file=text, width=200), max_rows)
+        finally:
+            text.flush()
+            text.detach()
+
+
+@contextlib.contextmanager
+def _open_out(out: str, options: StorageOptions | None) -> Iterator[IO[bytes]]:
+    fs = filesystem(out, options)
+    path = strip_scheme(out)
+    if not is_remote(out):
+        import os
+
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, exist_ok=True)
+    with fs.open(path, "wb") as fh:
+        yield fh
+
+
+def run_query(
+    output: str,
+    sql: str,
+    fmt: Format = "table",
+    out: str | None = None,
+    options: StorageOptions | None = None,
+    console: Any = None,
+    memory_limit: str | None = None,
+) -> int:
+    """What `clipnote query` does: connect, run, stream the result out; rows written."""
+    if fmt not in FORMATS:
+        raise QueryError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "parquet" and out is None:
+        raise QueryError("--format parquet needs --out FILE")
+    con = connect(output, options, memory_limit=memory_limit)
+    try:
+        reader = record_batches(query(con, sql))
+        return write_result(reader, fmt, out, options, console)
+    finally:
+        con.close()
