@@ -242,7 +242,13 @@ def poison_run(stall_s: float = 10.0) -> dict[str, float | str]:
     hangs.write_bytes(FAULT_MAGIC + b"hang\n")
     limits = DecodeLimits(stall_s=stall_s)
     settings = DecodeSettings(CLIPS, SAMPLING, PROCESSOR, StorageOptions(), limits=limits)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+    )
 
     def run(paths: list[Path]) -> tuple[float, dict[str, int]]:
         items = [VideoRef(str(p), p.stat().st_size, "bench").to_row() for p in paths]
@@ -257,10 +263,10 @@ def poison_run(stall_s: float = 10.0) -> dict[str, float | str]:
 
     run(good[:2])  # warm the workers and their forkservers
     alone, alone_counts = run(good)
-    mixed, mixed_counts = run([*good[:10], poison, *good[10:], hangs])
+    mixed, mixed_counts = run([*good[:10], poison, hangs, *good[10:]])
     ray.shutdown()
     return {
-        "videos": "20 x 10s 128x72 H.264 (+ poison + hang, decode.stall_s=10)",
+        "videos": f"20 x 10s 128x72 H.264 (+ poison + hang, decode.stall_s={stall_s:g})",
         "alone_s": round(alone, 1),
         "with_poison_and_hang_s": round(mixed, 1),
         "ratio": round(mixed / alone, 2),
@@ -285,10 +291,11 @@ def main() -> None:
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--memory", action="store_true", help="peak RSS, 1 vs 30 minutes")
     parser.add_argument("--poison", action="store_true", help="Ray run with poison + hang")
+    parser.add_argument("--stall-s", type=float, default=10.0, help="decode.stall_s (--poison)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.poison:
-        print(json.dumps(poison_run(), indent=2))
+        print(json.dumps(poison_run(args.stall_s), indent=2))
         return
     if args.memory:
         print(json.dumps(peak_memory(), indent=2))
