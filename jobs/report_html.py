@@ -4,8 +4,9 @@ One file, nothing external: thumbnails are data URIs, styles and script are inli
 JS), charts are inline SVG, so it opens from disk, from a bucket or any static host, offline.
 A card per clip (thumbnail, time range, caption, tags with their scores, a link to the source
 at the clip's time range); a tag filter (clips having every selected tag), a status filter and
-a text search over captions, tags and URIs, all in the page; the filter lives in the URL's
-`#` part (`#tags=red,circle&q=left`), so a filtered view is a link. Above the cards, a run
+a text search over captions, tags and URIs (the words as typed, as a phrase: "left to
+right" does not find "right to left"), all in the page; the filter lives in the URL's `#` part
+(`#tags=red,circle&q=left`), so a filtered view is a link. Above the cards, a run
 summary: a table per run (from `jobs.stats`) and charts of rows by status and throughput.
 
 Rows come from the `clips` view (each clip's latest committed annotation, `jobs.query`);
@@ -339,7 +340,7 @@ _JS = r"""
   });
 
   function apply(updateHash) {
-    var words = q.value.toLowerCase().split(/\s+/).filter(Boolean);
+    var words = [q.value.toLowerCase().replace(/\s+/g, " ").trim()].filter(Boolean);
     var want = statusBox.value;
     var shown = 0;
     for (var i = 0; i < items.length; i++) {
