@@ -167,6 +167,7 @@ def test_short_lists() -> None:
         == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 and 2 more"
     )
     assert _short([str(i) for i in range(12)], limit=12).endswith("10, 11")
+    assert _short([str(i) for i in range(13)]).endswith(", 11 and 1 more")  # default: 12 named
 
 
 class _Tiny(nn.Module):
