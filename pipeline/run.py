@@ -33,7 +33,14 @@ from .ray_data import REDO, build_dataset, cluster_has_gpus, iter_write_results
 from .reading import read_latest, work_key_of
 from .records import VideoRef
 from .schema import STATUS_OK, rows_to_table
-from .sink import VIDEO_ROWS, ChunkTracker, RunCommitter, new_attempt_id, write_part
+from .sink import (
+    VIDEO_ROWS,
+    ChunkTracker,
+    CommitError,
+    RunCommitter,
+    new_attempt_id,
+    write_part,
+)
 from .sources import list_videos
 
 RunMode = Literal["all", "incremental", "retry"]
@@ -277,6 +284,15 @@ def run_pipeline(
             },
         }
         record = committer.finish(details)
+    except Exception as err:
+        committer.abandon()
+        reason = _write_failure(err)
+        if reason is None:
+            raise
+        raise CommitError(
+            f"run {run_id!r} could not write its output: {reason}; the {committer.chunks} "
+            "chunks it committed are kept, and a re-run resumes from them"
+        ) from err
     except BaseException:
         committer.abandon()
         raise
@@ -285,6 +301,19 @@ def run_pipeline(
         skipped=skipped, processed=len(queued), chunks=committer.chunks,
         attempt=committer.attempt, mode=mode,
     )  # fmt: skip
+
+
+def _write_failure(err: BaseException) -> str | None:
+    """The `CommitError` message inside `err`, also when Ray Data wrapped a worker's."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, CommitError):
+            return str(seen).splitlines()[0]
+        seen = seen.__cause__ or seen.__context__
+    for line in str(err).splitlines():
+        if "CommitError: " in line:
+            return line.split("CommitError: ", 1)[1].strip()
+    return None
 
 
 def _commit(committer: RunCommitter, chunk, progress: RunProgress) -> None:

@@ -44,10 +44,10 @@ import pyarrow.parquet as pq
 
 from .reading import (
     CHUNK_PREFIX,
-    absolute_output,
     CLIPS_DIR,
     LEASE_DIR,
     RUNS_DIR,
+    absolute_output,
     chunk_record_uri,
     read_all,
     read_latest,
@@ -144,7 +144,10 @@ def write_part(table: pa.Table, target: PartTarget) -> dict[str, Any]:
     buffer = io.BytesIO()
     pq.write_table(data, buffer, compression="zstd")
     fs = filesystem(target.output, target.options)
-    _put_bytes(fs, uri, buffer.getvalue(), remote=is_remote(target.output))
+    try:
+        _put_bytes(fs, uri, buffer.getvalue(), remote=is_remote(target.output))
+    except Exception as err:  # after the storage client's own retries
+        raise CommitError(f"could not write {uri}: {type(err).__name__}: {err}") from err
     videos: dict[str, list[int]] = {}
     for i, uri_i in enumerate(data["video_uri"].to_pylist()):
         entry = videos.setdefault(uri_i, [0, 0])
@@ -370,7 +373,9 @@ class RunLease:
                         f"{holder['expires_at']}); a second writer would corrupt it. Wait for "
                         "it to finish, or use another run id."
                     )
-            if _create_exclusive(self.fs, self._path(gen), self._body(), remote=self.remote):
+            created = _create_exclusive(self.fs, self._path(gen), self._body(), remote=self.remote)
+            # a create whose response was lost is retried and refused: it is still ours
+            if created or (self._read(gen) or {}).get("owner") == self.owner:
                 self.generation = gen
                 self._start_heartbeat()
                 return

@@ -18,7 +18,7 @@ from pipeline.ray_data import select_redo
 from pipeline.reading import read_all, read_latest
 from pipeline.records import VideoRef
 from pipeline.run import VideoState, plan_work, work_table
-from pipeline.sink import RunLease, RunLocked
+from pipeline.sink import CommitError, RunLease, RunLocked
 
 pytestmark = pytest.mark.slow
 
@@ -123,6 +123,20 @@ def test_a_second_concurrent_writer_of_the_night_is_refused(ray_session, videos,
     finally:
         lease.release()
     assert read_all(str(out)).num_rows == 0
+
+
+def test_a_run_that_cannot_write_says_so_and_keeps_what_was_committed(ray_session, videos,
+                                                                       tmp_path):  # fmt: skip
+    out = tmp_path / "out"
+    run_nightly(_config(videos, out), NIGHT)
+    before = read_latest(str(out))
+    blocked = out / "clips" / "run_date=2026-03-02" / "run_id=nightly-2026-03-02"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("a file where the run's folder must go")
+    changed = _config(videos, out, prompts={"caption": "Say what moves."})
+    with pytest.raises(CommitError, match=r"could not write .*run_id=nightly-2026-03-02"):
+        run_nightly(changed, date(2026, 3, 2))
+    assert read_latest(str(out)).equals(before)
 
 
 def test_job_entry_point_says_what_it_did(ray_session, videos, tmp_path, capsys):
