@@ -381,40 +381,40 @@ def main() -> None:
     started = time.perf_counter()
     rng = random.Random(args.seed)
     outcomes: list[Outcome] = []
+    command = ("python -m benchmarks.reliability " + " ".join(sys.argv[1:])).strip()
+
+    def record(outcome: Outcome) -> None:
+        """Keep it, and rewrite the report: an interrupted run still leaves what it found."""
+        print(json.dumps(asdict(outcome)), flush=True)
+        outcomes.append(outcome)
+        write_report(outcomes, args.out, command, time.perf_counter() - started)
+
     names = [n for n in args.stores.split(",") if n]
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         videos = make_videos(work / "src", n=args.videos)
+        for trial in range(args.node_trials):
+            record(node_loss_trial(videos, work / f"node-{trial}", rng.uniform(6.0, 12.0)))
         stores = _start_stores(names, work, stack)
         if stores:
             with local_ray():
+                inputs, references = {}, {}
                 for store in stores:
-                    outcomes += _store_trials(store, videos, args, rng, work)
-        for trial in range(args.node_trials):
-            outcome = node_loss_trial(videos, work / f"node-{trial}", rng.uniform(6.0, 12.0))
-            print(json.dumps(asdict(outcome)), flush=True)
-            outcomes.append(outcome)
-    command = "python -m benchmarks.reliability " + " ".join(sys.argv[1:])
-    write_report(outcomes, args.out, command.strip(), time.perf_counter() - started)
+                    inputs[store.name] = put_videos(store, videos)
+                    references[store.name] = clean_run(
+                        inputs[store.name], store.uri("reference"), store.endpoint
+                    )
+                    if store.name == "moto":
+                        bucket = store.root.removeprefix("s3://")
+                        for trial in range(args.proxy_trials):
+                            record(proxy_trial(store.endpoint, bucket, videos,
+                                               references[store.name], args.fault_rate,
+                                               seed=trial))  # fmt: skip
+                for trial in range(args.kill_trials):  # stores take turns
+                    for store in stores:
+                        record(kill_trial(store, inputs[store.name], store.uri(f"kill-{trial}"),
+                                          references[store.name], rng, work))  # fmt: skip
     print(f"wrote {args.out}")
-
-
-def _store_trials(store: Store, videos, args, rng: random.Random, work: Path) -> list[Outcome]:
-    outcomes = []
-    input_uri = put_videos(store, videos)
-    reference = clean_run(input_uri, store.uri("reference"), store.endpoint)
-    for trial in range(args.kill_trials):
-        outcome = kill_trial(store, input_uri, store.uri(f"kill-{trial}"), reference, rng, work)
-        print(json.dumps(asdict(outcome)), flush=True)
-        outcomes.append(outcome)
-    if store.name == "moto":
-        bucket = store.root.removeprefix("s3://")
-        for trial in range(args.proxy_trials):
-            outcome = proxy_trial(store.endpoint, bucket, videos, reference, args.fault_rate,
-                                  seed=trial)  # fmt: skip
-            print(json.dumps(asdict(outcome)), flush=True)
-            outcomes.append(outcome)
-    return outcomes
 
 
 def _free_port() -> int:
