@@ -259,3 +259,20 @@ def test_target_times() -> None:
     assert target_times(0.0, 2.0, fps).tolist() == pytest.approx([1 / 3, 1.0, 5 / 3])
     with pytest.raises(ValueError, match="num_frames is unresolved"):
         target_times(0.0, 1.0, SamplingConfig())
+
+
+def test_fps_sampling_of_a_window_that_does_not_start_at_zero() -> None:
+    """fps 2 over [2,4) s: round(2 s x 2) = 4 targets 2.25 2.75 3.25 3.75 s -> x24 =
+    54 66 78 90 (a count from `end + start` would give 12)."""
+    fps2 = SamplingConfig(mode="fps", fps=2.0, max_frames=64)
+    assert sample_frame_indices(96, 24.0, 2.0, 4.0, fps2).tolist() == [54, 66, 78, 90]
+
+
+def test_a_nearer_frame_after_the_clip_is_not_taken() -> None:
+    """Frames at 0, .1, 1.0 s; clip [0,1), 2 frames: targets .25 and .75. Inside the clip the
+    nearest is .1 (idx 1) for both, although 1.0 s (idx 2) is nearer to .75: it belongs to
+    the next clip."""
+    times = np.array([0.0, 0.1, 1.0, 2.0])
+    two = SamplingConfig(num_frames=2)
+    plans = plan_clips_at_times(times, 2.0, ClipConfig(mode="window", length_s=1.0), two)
+    assert _plan(plans) == [(0, 0.0, 1.0, [1, 1]), (1, 1.0, 2.0, [2, 2])]
