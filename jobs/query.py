@@ -107,6 +107,7 @@ def connect(
     if threads:
         config["threads"] = threads
     con = duckdb.connect(":memory:", config=config)
+    con.execute("SET enable_progress_bar = false")  # it writes to stdout, where results go
     register_views(con, output, options)
     return con
 
