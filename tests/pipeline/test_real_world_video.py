@@ -232,3 +232,33 @@ def test_an_edit_list_that_cuts_the_first_frames_is_honoured(tmp_path):
     assert rows[0]["video_duration_s"] == pytest.approx(42 / 24, abs=1e-3)
     first = rows[0]["frames"][0].mean()
     assert first == pytest.approx(10 + 5 * (6 + rows[0]["frame_indices"][0]), abs=3)
+
+
+@pytest.mark.slow
+def test_a_thirty_minute_low_resolution_video(tmp_path):
+    """1800 frames at 1 fps: 180 windows of 10 s, each sampled where the slow path says."""
+    data = encode_frames(_levels(1800, 16, 16), 1, options={"g": "30", "bf": "2"})
+    base = _settings(length_s=10.0)
+    settings = DecodeSettings(**{**base.__dict__, "processor": FrameProcessor(size=16)})
+    rows = _decode(_write(tmp_path, "long.mp4", data), settings)
+    assert len(rows) == 180 and all(r["status"] == STATUS_OK for r in rows)
+    times, frames = slow_path_frames(data)
+    for row in rows[::17]:
+        expected = slow_path_pick(times, row["start_s"], row["end_s"], T)
+        assert np.asarray(row["frame_indices"]).tolist() == expected
+        np.testing.assert_array_equal(row["frames"], np.stack([frames[i] for i in expected]))
+
+
+@pytest.mark.slow
+def test_4k_video(tmp_path):
+    frames = np.repeat(_levels(6, 270, 480), 8, axis=1).repeat(8, axis=2)  # 2160 x 3840
+    data = encode_frames(frames, 6, options={"preset": "ultrafast"})
+    settings = _settings(isolate=True)
+    rows = _decode(_write(tmp_path, "4k.mp4", data), settings)
+    assert len(rows) == 1 and rows[0]["status"] == STATUS_OK, rows[0]["error"]
+    assert (rows[0]["width"], rows[0]["height"]) == (3840, 2160)
+    times, decoded = slow_path_frames(data)
+    expected = slow_path_pick(times, rows[0]["start_s"], rows[0]["end_s"], T)
+    assert np.asarray(rows[0]["frame_indices"]).tolist() == expected
+    levels = [decoded[i].mean() for i in expected]
+    np.testing.assert_allclose(rows[0]["frames"].reshape(T, -1).mean(axis=1), levels, atol=2)
