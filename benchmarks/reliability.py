@@ -249,7 +249,7 @@ def proxy_trial(
 # -- node loss -----------------------------------------------------------------------------
 
 
-def node_loss_trial(videos: dict[str, bytes], work: Path, kill_after_s: float) -> Outcome:
+def node_loss_trial(videos: dict[str, bytes], work: Path, extra_s: float) -> Outcome:
     """Two worker nodes on loopback: a clean run, then a run during which the node that has
     been doing the work is removed (`allow_graceful=False`, like a lost machine)."""
     import threading
@@ -277,15 +277,23 @@ def node_loss_trial(videos: dict[str, bytes], work: Path, kill_after_s: float) -
     try:
         reference = clean_run(input_uri, str(work / "node-reference"), None)
 
+        output = str(work / "node-trial")
+
         def remove() -> None:
-            time.sleep(kill_after_s)
+            """Once the run has committed its first chunk (so mid-run), plus a random delay."""
+            deadline = time.monotonic() + 300
+            while committed_chunks(output, None) < 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(extra_s)
             busy = {a["Address"]["NodeID"] for a in _alive_actors()}
             victim = next((n for n in nodes if n.unique_id in busy), nodes[0])
+            removed["chunks_before_removal"] = committed_chunks(output, None)
             cluster.remove_node(victim, allow_graceful=False)
-            removed.update(removed_after_s=round(kill_after_s, 1), had_the_annotator=bool(busy))
+            removed["removed_at_s"] = round(time.monotonic() - started, 1)
+            removed["had_the_annotator"] = bool(busy)
 
+        started = time.monotonic()
         threading.Thread(target=remove, daemon=True).start()
-        output = str(work / "node-trial")
         raw = raw_config(input_uri, output, None)
         summary = run_nightly(build_config(raw), NIGHT)
         removed.update(counts=summary.counts, run_s=round(summary.seconds, 1))
@@ -394,7 +402,7 @@ def main() -> None:
         work = Path(tmp)
         videos = make_videos(work / "src", n=args.videos)
         for trial in range(args.node_trials):
-            record(node_loss_trial(videos, work / f"node-{trial}", rng.uniform(6.0, 12.0)))
+            record(node_loss_trial(videos, work / f"node-{trial}", rng.uniform(0.0, 2.0)))
         stores = _start_stores(names, work, stack)
         if stores:
             with local_ray():
