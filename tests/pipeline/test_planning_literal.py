@@ -8,10 +8,18 @@ exactly or clearly nearer one neighbour (no float ties), so the values hold for 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
-from pipeline.planning import ClipConfig, clip_bounds, plan_clips, plan_clips_at_times, shot_bounds
+from pipeline.planning import (
+    ClipConfig,
+    clip_bounds,
+    plan_clips,
+    plan_clips_at_times,
+    shot_bounds,
+)
 from pipeline.sampling import (
     SamplingConfig,
     frame_range,
@@ -168,19 +176,29 @@ def test_empty_inputs_plan_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs,field",
+    "kwargs,message",
     [
-        ({"mode": "scenes"}, "clips.mode"),
-        ({"length_s": 0.0}, "clips.length_s"),
-        ({"length_s": -1.0}, "clips.length_s"),
-        ({"stride_s": 0.0}, "clips.stride_s"),
-        ({"min_length_s": -0.1}, "clips.min_length_s"),
-        ({"length_s": 4.0, "min_length_s": 4.5}, "clips.min_length_s"),
-        ({"shot_threshold": 0.0}, "clips.shot_threshold"),
+        ({"mode": "scenes"}, "clips.mode must be window, whole or shots, got 'scenes'"),
+        ({"length_s": 0.0}, "clips.length_s must be > 0"),
+        ({"length_s": -1.0}, "clips.length_s must be > 0"),
+        ({"stride_s": 0.0}, "clips.stride_s must be > 0"),
+        ({"min_length_s": -0.1}, "clips.min_length_s must be in [0, clips.length_s]"),
+        (
+            {"length_s": 4.0, "min_length_s": 4.5},
+            "clips.min_length_s must be in [0, clips.length_s]",
+        ),
+        ({"shot_threshold": 0.0}, "clips.shot_threshold must be > 0"),
+        ({"shot_threshold": -2.0}, "clips.shot_threshold must be > 0"),
+        (
+            {"length_s": 4.0, "stride_s": 5.0},
+            "clips.stride_s 5 > clips.length_s 4 leaves 1 s of every 5 s uncaptioned; leave "
+            "stride_s unset for back-to-back windows, or set clips.allow_gaps: true if gaps "
+            "are meant",
+        ),
     ],
 )
-def test_bad_clip_settings_name_the_field(kwargs, field) -> None:
-    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+def test_bad_clip_settings_say_which_field_and_why(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         ClipConfig(**kwargs)
 
 
@@ -189,19 +207,24 @@ def test_edge_values_that_are_allowed() -> None:
     assert ClipConfig(length_s=4.0, min_length_s=4.0).min_length_s == 4.0
     assert ClipConfig(length_s=4.0, min_length_s=0.0).min_length_s == 0.0
     assert ClipConfig(length_s=4.0, stride_s=4.0).step_s == 4.0
+    assert ClipConfig(shot_threshold=0.5).shot_threshold == 0.5
+    assert ClipConfig(mode="shots").mode == "shots"
+    # min_length_s unset: 1 s, or the whole window when windows are shorter than that
+    assert ClipConfig(length_s=4.0).min_length_s == 1.0
+    assert ClipConfig(length_s=0.5).min_length_s == 0.5
 
 
 @pytest.mark.parametrize(
-    "kwargs,field",
+    "kwargs,message",
     [
-        ({"mode": "random"}, "sampling.mode"),
-        ({"num_frames": 0}, "sampling.num_frames"),
-        ({"fps": 0.0}, "sampling.fps"),
-        ({"max_frames": 0}, "sampling.max_frames"),
+        ({"mode": "random"}, "sampling.mode must be 'uniform' or 'fps', got 'random'"),
+        ({"num_frames": 0}, "sampling.num_frames must be >= 1"),
+        ({"fps": 0.0}, "sampling.fps must be > 0"),
+        ({"max_frames": 0}, "sampling.max_frames must be >= 1"),
     ],
 )
-def test_bad_sampling_settings_name_the_field(kwargs, field) -> None:
-    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+def test_bad_sampling_settings_say_which_field_and_why(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         SamplingConfig(**kwargs)
 
 
@@ -259,6 +282,10 @@ def test_target_times() -> None:
     assert target_times(0.0, 2.0, fps).tolist() == pytest.approx([1 / 3, 1.0, 5 / 3])
     with pytest.raises(ValueError, match="num_frames is unresolved"):
         target_times(0.0, 1.0, SamplingConfig())
+    with pytest.raises(
+        ValueError, match=r"^sampling\.num_frames is unresolved; call with_frames\(\) first$"
+    ):
+        target_times(0.0, 1.0, SamplingConfig())
 
 
 def test_fps_sampling_of_a_window_that_does_not_start_at_zero() -> None:
@@ -276,3 +303,65 @@ def test_a_nearer_frame_after_the_clip_is_not_taken() -> None:
     two = SamplingConfig(num_frames=2)
     plans = plan_clips_at_times(times, 2.0, ClipConfig(mode="window", length_s=1.0), two)
     assert _plan(plans) == [(0, 0.0, 1.0, [1, 1]), (1, 1.0, 2.0, [2, 2])]
+
+
+def test_shots_mode_cuts_at_the_detected_cuts() -> None:
+    """Shots mode plans from the cuts given (merging the 0.3 s shot as shot_bounds does);
+    240 frames at 24 fps, 2 frames per clip: (0, 2.3) targets .575 1.725 -> x24 = 13.8, 41.4
+    -> 14 41; (2.3, 7) targets 3.475 5.825 -> 83.4 139.8 -> 83 140; (7, 10) 7.75 9.25 -> 186
+    222."""
+    config = ClipConfig(mode="shots", min_length_s=1.0)
+    cuts = [2.0, 2.3, 7.0]
+    assert clip_bounds(10.0, config, cuts) == [(0.0, 2.3), (2.3, 7.0), (7.0, 10.0)]
+    assert clip_bounds(10.0, config) == [(0.0, 10.0)]  # no cuts: one shot
+    plans = plan_clips(240, 24.0, config, SamplingConfig(num_frames=2), cuts)
+    assert _plan(plans) == [
+        (0, 0.0, 2.3, [14, 41]),
+        (1, 2.3, 7.0, [83, 140]),
+        (2, 7.0, 10.0, [186, 222]),
+    ]
+    times = np.arange(240) / 24.0
+    assert _plan(plan_clips_at_times(times, 10.0, config, SamplingConfig(num_frames=2), cuts)) == (
+        _plan(plans)
+    )
+
+
+def test_a_shot_of_exactly_min_length_stands_alone() -> None:
+    """1 s shots with min 1 s are long enough: kept, not merged."""
+    assert shot_bounds(10.0, [2.0, 3.0], 1.0) == [(0.0, 2.0), (2.0, 3.0), (3.0, 10.0)]
+    assert shot_bounds(10.0, [1.0, 5.0], 1.0) == [(0.0, 1.0), (1.0, 5.0), (5.0, 10.0)]
+
+
+def test_a_cut_at_the_very_end_adds_no_empty_shot() -> None:
+    assert shot_bounds(10.0, [10.0], 0.0) == [(0.0, 10.0)]
+    assert shot_bounds(10.0, [0.0], 0.0) == [(0.0, 10.0)]
+
+
+def test_gappy_windows_with_no_minimum_add_no_empty_window() -> None:
+    """Starts 0, 5, then 10 = the video's end: no (10, 10) window even with min 0."""
+    gappy = ClipConfig(mode="window", length_s=4.0, stride_s=5.0, allow_gaps=True, min_length_s=0)
+    assert clip_bounds(10.0, gappy) == [(0.0, 4.0), (5.0, 9.0)]
+
+
+def test_one_frame_and_one_fps_videos() -> None:
+    """One frame at 24 fps: one clip (0, 1/24) showing frame 0 for every target. Four frames
+    at 1 fps (4 s), 2 targets 1 s and 3 s: frames 1 and 3."""
+    assert _plan(plan_clips(1, 24.0, ClipConfig(mode="whole"), FOUR)) == [
+        (0, 0.0, 0.041667, [0, 0, 0, 0])
+    ]
+    two = SamplingConfig(num_frames=2)
+    assert _plan(plan_clips(4, 1.0, ClipConfig(mode="whole"), two)) == [(0, 0.0, 4.0, [1, 3])]
+    single = plan_clips_at_times(np.array([0.0]), 0.04, ClipConfig(mode="whole"), two)
+    assert _plan(single) == [(0, 0.0, 0.04, [0, 0])]
+    assert plan_clips_at_times(np.array([]), 1.0, ClipConfig(mode="whole"), two) == []
+
+
+def test_clip_bounds_are_rounded_to_microseconds() -> None:
+    """Windows of 1/3 s over 1 s: starts 0, 0.333333, 0.666667 (6 decimals, both ends)."""
+    config = ClipConfig(mode="window", length_s=1 / 3, min_length_s=0.1)
+    plans = plan_clips(24, 24.0, config, SamplingConfig(num_frames=1))
+    assert [(p.start_s, p.end_s) for p in plans] == [
+        (0.0, 0.333333),
+        (0.333333, 0.666667),
+        (0.666667, 1.0),
+    ]
