@@ -307,3 +307,26 @@ def test_views_over_s3_through_fsspec(layered: Path, s3_client, s3_endpoint):
     register_views(con, root, options)
     assert len(_duck_rows(con)) == 4
     assert pa.Table.from_pylist(latest.to_pylist()).num_rows == 4
+
+
+def test_a_reader_whose_files_vanish_starts_over_from_a_fresh_snapshot(layered: Path):
+    """A replacing run removed (after its grace period) files this reader had listed."""
+    import pipeline.reading as reading
+
+    snap = reading.snapshot(str(layered))
+    calls = []
+
+    def first_stale_then_fresh():
+        calls.append(1)
+        if len(calls) == 1:  # the first pass read a snapshot whose file is gone now
+            gone = Path(snap.files[0])
+            gone.rename(gone.with_suffix(".moved"))
+            try:
+                yield from reading._iter_latest_once(str(layered), None, None)
+            finally:
+                gone.with_suffix(".moved").rename(gone)
+        else:
+            yield from reading._iter_latest_once(str(layered), None, None)
+
+    batches = reading._collect(first_stale_then_fresh)
+    assert len(calls) == 2 and sum(b.num_rows for b in batches) == 4
