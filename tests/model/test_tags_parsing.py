@@ -64,6 +64,7 @@ def test_split_listing_round_trips_the_text() -> None:
     assert split_listing(",, a") == [(",, a", "")]  # a leading separator joins the first item
     assert split_listing(" a, , b") == [(" a", ", ,"), (" b", "")]
     assert split_listing(" a,") == [(" a", ",")]
+    assert split_listing(" , ; a") == [(" , ; a", "")]  # every leading empty item kept
 
 
 def test_listing_contexts_with_other_separators_and_leads() -> None:
@@ -78,6 +79,11 @@ def test_listing_contexts_with_other_separators_and_leads() -> None:
     ]
     # the tag itself (any case, any trailing full stop) is taken out wherever it was
     assert listing_contexts(split_listing(" Red., blue"), "red") == [("", " "), (" blue,", " ")]
+
+
+def test_listing_contexts_after_a_single_item_use_a_comma() -> None:
+    """A list with no separator yet: the next item would follow a comma."""
+    assert listing_contexts(split_listing(" red"), "blue") == [("", " "), (" red,", " ")]
 
 
 def test_tag_spellings_without_duplicates() -> None:
