@@ -197,3 +197,19 @@ def trim_with_edit_list(mp4: bytes, skip_frames: int, fps: int) -> bytes:
     patched[at + 12 : at + 16] = duration.to_bytes(4, "big")
     patched[at + 16 : at + 20] = media_time.to_bytes(4, "big")
     return bytes(patched)
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct loopback ports nobody listens on now (all held open until chosen)."""
+    import socket
+
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,20 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.helpers import free_ports
+
 ADMIN = ("clipnote-admin", "clipnote-admin-secret")
-
-
-def _free_ports(count: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def weed_binary() -> str:
@@ -83,7 +71,7 @@ def seaweedfs(folder: Path, identities: list[dict] | None = None) -> Iterator[Se
     data.mkdir(parents=True, exist_ok=True)
     config = folder / "s3.json"
     config.write_text(json.dumps(_identities(identities or [])))
-    master, volume, filer, s3, grpc_m, grpc_v, grpc_f, grpc_s3, iceberg, lance = _free_ports(10)
+    master, volume, filer, s3, grpc_m, grpc_v, grpc_f, grpc_s3, iceberg, lance = free_ports(10)
     command = [
         weed_binary(), "server", f"-dir={data}", "-s3", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-master.port={master}", f"-master.port.grpc={grpc_m}", f"-volume.port={volume}",

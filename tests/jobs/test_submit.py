@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,23 +30,11 @@ import pytest
 
 from jobs.submit import CONFIG_ENV, job_spec, stage_working_dir
 from pipeline.config import build_config
+from tests.helpers import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB_TIMEOUT_S = 240
 UPLOAD_LIMIT = 16 * 2**20  # now ~0.3 MB zipped; Ray refuses >= 512 MiB (its max gRPC message)
-
-
-def _free_ports(count: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def _ray_cli() -> str:
@@ -140,7 +127,7 @@ def ray_head() -> Iterator[Head]:
     # Short paths: Ray's unix sockets live under --temp-dir (AF_UNIX paths max ~107 bytes).
     home = Path(tempfile.mkdtemp(prefix="cn-home-", dir="/tmp"))
     temp_dir = Path(tempfile.mkdtemp(prefix="cn-ray-", dir="/tmp"))
-    gcs, dashboard, client_server, agent = _free_ports(4)
+    gcs, dashboard, client_server, agent = free_ports(4)
     try:
         generated = subprocess.run(
             [_ray_cli(), "get-auth-token", "--generate"],
