@@ -25,6 +25,9 @@ REDO = "redo"
 """Input column: comma-separated clip indices to redo (`clipnote retry`); empty: every clip."""
 VIDEOS_PER_BLOCK = 16
 MIN_BLOCKS = 64
+MAX_BLOCKS = 1024
+"""Every block costs the driver tens of KB (its object and metadata): past this, blocks
+grow instead of multiplying (a block's task streams its clip rows out as it goes)."""
 ANNOTATE_MAX_RESTARTS = 3
 
 
@@ -50,8 +53,10 @@ def write_batch(batch: pa.Table, target: PartTarget) -> pa.Table:
 
 
 def num_blocks(videos: int) -> int:
-    """Several videos per block (driver work per block), but enough blocks to spread."""
-    return max(1, min(videos, max(MIN_BLOCKS, -(-videos // VIDEOS_PER_BLOCK))))
+    """Several videos per block (driver work and memory per block), enough blocks to spread
+    the work, and at most `MAX_BLOCKS`."""
+    wanted = min(MAX_BLOCKS, max(MIN_BLOCKS, -(-videos // VIDEOS_PER_BLOCK)))
+    return max(1, min(videos, wanted))
 
 
 class AnnotateActor:
