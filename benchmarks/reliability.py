@@ -401,8 +401,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         videos = make_videos(work / "src", n=args.videos)
-        for trial in range(args.node_trials):
-            record(node_loss_trial(videos, work / f"node-{trial}", rng.uniform(0.0, 2.0)))
         stores = _start_stores(names, work, stack)
         if stores:
             with local_ray():
@@ -422,6 +420,9 @@ def main() -> None:
                     for store in stores:
                         record(kill_trial(store, inputs[store.name], store.uri(f"kill-{trial}"),
                                           references[store.name], rng, work))  # fmt: skip
+        # last: a driver that has joined a `Cluster` leaves Ray state behind in this process
+        for trial in range(args.node_trials):
+            record(node_loss_trial(videos, work / f"node-{trial}", rng.uniform(0.0, 2.0)))
     print(f"wrote {args.out}")
 
 
