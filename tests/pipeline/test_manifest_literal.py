@@ -125,6 +125,12 @@ def test_remote_manifest_entries_stay_in_their_bucket() -> None:
 def test_manifest_at_the_bucket_root() -> None:
     assert _resolve_remote_entry("v.mp4", "s3://bkt/m.txt") == "s3://bkt/v.mp4"
     assert isinstance(_resolve_remote_entry("../v.mp4", "s3://bkt/m.txt"), Refused)
+    assert isinstance(_resolve_remote_entry("..", "s3://bkt/m.txt"), Refused)  # the parent
+
+
+def test_single_slash_file_uri_in_a_remote_manifest_is_refused() -> None:
+    refused = _resolve_remote_entry("file:/etc/passwd", "s3://bkt/m.txt")
+    assert isinstance(refused, Refused) and "local or unsupported path" in refused.reason
 
 
 def test_undecodable_entries_are_shown_escaped() -> None:
@@ -140,3 +146,6 @@ def test_split_member() -> None:
     assert _split_member("s3://b/shard.tar#dir/clip.mp4") == ("s3://b/shard.tar", "dir/clip.mp4")
     assert _split_member("/x/S.TAR#a#b.mp4") == ("/x/S.TAR", "a#b.mp4")
     assert _split_member("/x/clip#1.mp4") is None
+    # the first `.tar#` ends the shard name; a member may itself be named like a shard
+    assert _split_member("/x/a.tar#in.tar#c.mp4") == ("/x/a.tar", "in.tar#c.mp4")
+    assert _split_member(".tar#m.mp4") == (".tar", "m.mp4")
