@@ -18,6 +18,8 @@ error row and nothing else.
 from __future__ import annotations
 
 import io
+import itertools
+import logging
 import shutil
 import tempfile
 import time
@@ -426,7 +428,18 @@ def decode_video_rows(
             return
         started = time.perf_counter()
         emitted = 0
-        for item in supervise(_isolated_rows, (ref, settings, scratch), limits, stats):
+        try:
+            rows = supervise(_isolated_rows, (ref, settings, scratch), limits, stats)
+            first = next(rows, None)
+        except OSError as err:  # no child process can start here: decode without isolation
+            logging.getLogger(__name__).warning(
+                "decode isolation unavailable (%s); decoding %s in process", err, ref.uri
+            )
+            yield from iter_video_rows(ref, settings, scratch)
+            return
+        if first is None:
+            first = Failure("the decoder process ended without a row", "exit")
+        for item in itertools.chain([first], rows):
             if isinstance(item, Failure):
                 elapsed = time.perf_counter() - started
                 reason = _after(emitted, item.reason)
