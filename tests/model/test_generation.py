@@ -90,7 +90,7 @@ def test_sampling_is_reproducible_with_a_seed_and_the_seed_matters(tiny):
     assert first == tiny.caption(clips, "Describe.", settings=settings)
     greedy = tiny.caption(clips, "Describe.", settings=GenerationSettings(max_new_tokens=8))
     by_seed = [
-        tiny.caption(clips, "Describe.", settings=replace(settings, seed=seed)) for seed in range(6)
+        tiny.caption(clips, "Describe.", settings=replace(settings, seed=seed)) for seed in range(4)
     ]
     assert len({tuple(c) for c in by_seed}) > 1, "different seeds, different samples"
     assert any(c != greedy for c in by_seed)
