@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -224,9 +225,11 @@ def poison_run(stall_s: float = 10.0) -> dict[str, float | str]:
     kills its decoder (SIGSEGV) and one that hangs, on a local Ray with 2 CPUs."""
     import ray
 
-    from pipeline.decode import FAULT_MAGIC
+    from pipeline.decode import FAULT_INJECTION_ENV, FAULT_MAGIC
     from pipeline.ray_data import decode_row
     from tests.helpers import encode_frames
+
+    os.environ[FAULT_INJECTION_ENV] = "1"  # before Ray starts: its workers inherit it
 
     folder = CACHE / "poison"
     folder.mkdir(parents=True, exist_ok=True)

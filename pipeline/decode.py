@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import itertools
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -377,13 +378,17 @@ def _clip_row(ref: VideoRef, clip: DecodedClip, meta: VideoMeta, seconds: float)
 
 
 FAULT_MAGIC = b"clipnote-test-fault:"
-"""A file starting with this and then `crash` or `hang` makes its isolated decoder die of
-SIGSEGV or hang for good: the deterministic poison and hanging videos of the isolation tests
-(no real file crashes today's FFmpeg on demand). Only the supervised child looks, so such a
-file can do no more harm than any other bad file: it costs itself an error row."""
+"""With `CLIPNOTE_FAULT_INJECTION=1` in the environment (the test suite and the poison
+benchmark set it; nothing else does), a file starting with this and then `crash` or `hang`
+makes its isolated decoder die of SIGSEGV or hang for good: the deterministic poison and
+hanging videos of the isolation tests (no real file crashes today's FFmpeg on demand). Only
+the supervised child looks, and never unless asked to."""
+FAULT_INJECTION_ENV = "CLIPNOTE_FAULT_INJECTION"
 
 
 def _injected_fault(ref: VideoRef) -> None:
+    if os.environ.get(FAULT_INJECTION_ENV) != "1":
+        return
     if ref.shard_uri is not None or ref.uri.startswith("s3://") or ref.size > 4096:
         return
     try:

@@ -25,6 +25,8 @@ from tests.helpers import build_tiny_model
 
 # Ray must not phone home from the processes it starts (they inherit the environment).
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# The isolation tests' poison and hanging videos (pipeline.decode.FAULT_MAGIC) work only here.
+os.environ.setdefault("CLIPNOTE_FAULT_INJECTION", "1")
 # Checkpoints fetched from `s3://` in tests land in a temporary cache, never ~/.cache. Set at
 # import, before any Ray starts, so Ray's workers inherit it too.
 _CACHE = tempfile.mkdtemp(prefix="clipnote-test-cache-")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,6 +161,35 @@ def test_a_poison_or_hanging_file_gives_one_error_row(tmp_path, fault, reason):
     (row,) = decode_video(ref, _settings(stall_s=2))
     assert row["status"] == STATUS_DECODE_ERROR and reason in row["error"], row["error"]
     assert row["frames"].shape == (0, SIZE, SIZE, 3)
+
+
+def test_the_fault_marker_means_nothing_outside_the_tests(tmp_path):
+    """Production never crashes on purpose: without CLIPNOTE_FAULT_INJECTION=1 the child's
+    check returns and the marker is just another file that is not a video. (A fresh process:
+    this one's decoder forkserver already inherited the tests' setting.)"""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "crash.mp4"
+    path.write_bytes(FAULT_MAGIC + b"crash\n")
+    code = (
+        "import sys; from pipeline.sources import list_videos; "
+        "from pipeline.decode import _injected_fault; "
+        "(ref,) = list_videos(sys.argv[1]); _injected_fault(ref); print('returned')"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CLIPNOTE_FAULT_INJECTION"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True,
+        timeout=120, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert done.returncode == 0 and "returned" in done.stdout, done.stderr[-2000:]
+    env["CLIPNOTE_FAULT_INJECTION"] = "1"
+    crashed = subprocess.run(
+        [sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True,
+        timeout=120, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert crashed.returncode == -11  # SIGSEGV: the switch is what makes the difference
 
 
 def test_the_fault_marker_means_nothing_without_isolation(tmp_path):
