@@ -42,27 +42,7 @@ class ResultsWorld:
 
 
 @pytest.fixture(scope="session")
-def local_ray() -> Iterator[None]:
-    """A real local Ray (2 CPUs, loopback) for the session, unless one is connected already."""
-    import ray
-
-    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
-    started = not ray.is_initialized()
-    if started:
-        # address="local": a Ray of our own even if a `ray start` cluster runs on this machine
-        ray.init(
-            address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-            _node_ip_address="127.0.0.1",
-        )  # fmt: skip
-    try:
-        yield
-    finally:
-        if started:
-            ray.shutdown()
-
-
-@pytest.fixture(scope="session")
-def results_world(local_ray, tmp_path_factory) -> Iterator[ResultsWorld]:
+def results_world(ray_session, tmp_path_factory) -> Iterator[ResultsWorld]:
     import shutil
 
     import boto3
