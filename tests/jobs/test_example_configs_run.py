@@ -128,3 +128,19 @@ def test_s3_window_runs_against_an_s3_server(ray_session, s3_client, s3_endpoint
         assert len(row["frame_indices"]) == raw["sampling"]["num_frames"] == 16
         assert row["tags"]  # tag_mode: generate
         assert row["model_id"] is not None and row["fingerprint"]
+
+
+def test_toy_local_with_tags_switched_off(ray_session, demo_cwd, tmp_path) -> None:
+    """`--set prompts.tag_mode=none` on the shipped example, through the whole pipeline:
+    captions as before, no tags and no tag scores, tokens within the caption's own limit."""
+    config = load_config(
+        CONFIGS / "toy-local.yaml",
+        {"prompts": {"tag_mode": "none"}, "output": str(tmp_path / "no-tags")},
+    )
+    assert run_pipeline(config).counts == {"ok": N_VIDEOS}
+    by_video = _rows_by_video(config.output)
+    for uri, clip in demo_cwd.items():
+        (row,) = by_video[uri]
+        assert row["caption"] == clip.caption
+        assert row["tags"] == [] and row["tag_scores"] == []
+        assert len(clip.caption.split()) <= row["generated_tokens"] <= 32  # max_new_tokens
