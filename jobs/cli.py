@@ -198,21 +198,6 @@ EndpointOpt = Annotated[
 RegionOpt = Annotated[str | None, typer.Option("--region", help="S3 region")]
 
 
-@contextmanager
-def query_errors() -> Iterator[None]:
-    """Bad SQL: DuckDB's own message and exit 2; everything else as `user_errors` says."""
-    from .query import QueryError
-
-    with user_errors():
-        try:
-            yield
-        except QueryError as exc:
-            if STATE.debug:
-                raise
-            err_console.print(f"clipnote: {exc}", style="red", soft_wrap=True, markup=False)
-            raise typer.Exit(2) from None
-
-
 def _storage(endpoint_url: str | None, region: str | None):
     from pipeline.storage import StorageOptions
 
@@ -233,7 +218,7 @@ def query(
     """DuckDB SQL over the committed output, streamed (clips = latest annotation per clip)."""
     from .query import run_query
 
-    with query_errors():
+    with user_errors():
         run_query(output, sql, fmt, out, _storage(endpoint_url, region), console)  # type: ignore[arg-type]
 
 
@@ -249,7 +234,7 @@ def stats(
     from .query import QueryError
     from .stats import collect_stats, print_stats, stats_json
 
-    with query_errors():
+    with user_errors():
         found = collect_stats(output, _storage(endpoint_url, region), run_id)
         if run_id is not None and not found:
             raise QueryError(f"--run: no committed rows for run {run_id!r}")
@@ -273,7 +258,7 @@ def report(
     """One self-contained HTML contact sheet: cards, tag filter, search, run summary."""
     from .report_html import write_report
 
-    with query_errors():
+    with user_errors():
         data = write_report(output, out, _storage(endpoint_url, region), where, limit)
         console.print(
             f"wrote {out}: {len(data.clips)} of {data.matched} clips, {len(data.runs)} runs",

@@ -1,6 +1,6 @@
 """Turning what a user can get wrong into one line and an exit code, not a traceback.
 
-Exit 2: the request is wrong (bad config, missing input or checkpoint). Exit 1: the world
+Exit 2: the request is wrong (bad config, missing input or checkpoint, bad SQL). Exit 1: the world
 refused (unreachable endpoint or cluster, denied bucket, wrong credentials, output not
 writable, a run already being written). Anything else is a bug: one line saying so, and
 `--debug` shows the traceback.
@@ -15,7 +15,9 @@ from pipeline.preflight import BAD_INPUT, ENVIRONMENT, Problem
 from pipeline.sink import CommitError, RunLocked
 from pipeline.sources import SourceError
 
-_BAD_INPUT = (ConfigError, CheckpointError)
+from .query import QueryError
+
+_BAD_INPUT = (ConfigError, CheckpointError, QueryError)
 _ENVIRONMENT = (CommitError, RunLocked, FetchError)
 
 
