@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 _SPLIT = re.compile(r"[,;\n]+")
 _SEPARATORS = re.compile(r"([,;\n]+)")
 _PREFIX = re.compile(r"^\s*(tags?|keywords?)\s*:\s*", re.IGNORECASE)
-_EDGE = re.compile(r"^[\s\-*•\d.)\"'`#]+|[\s.\"'`!?]+$")
+# Leading bullets, quotes and list numbering ("1." / "2)" followed by a space); a tag's own
+# digits stay ("3d", "4k video").
+_EDGE = re.compile(r"^(?:[\s\-*•.)\"'`#]|\d+[.)](?=\s|$))+|[\s.\"'`!?]+$")
 _LEAD = re.compile(r"^[\s\-*•]*")
 _TAIL = re.compile(r"[\s.!?]+$")
 _SPACES = re.compile(r"\s+")

@@ -43,13 +43,15 @@ def test_parse_tags_edge_cases(text, tags) -> None:
     assert parse_tags(text) == tags
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parse_tags strips leading digits as list numbering: '3d' -> 'd', '4k video' -> "
-    "'k video' (model/tags.py _EDGE); numbering needs its '.' or ')' to be taken off",
-)
 def test_tags_that_start_with_a_digit_keep_it() -> None:
-    assert parse_tags("3d, 4k video, 1. dog") == ["3d", "4k video", "dog"]
+    """Caught: list numbering was stripped as any leading digits ('3d' -> 'd')."""
+    assert parse_tags("3d, 4k video, 1. dog, 2) cat, 3.5 mm") == [
+        "3d",
+        "4k video",
+        "dog",
+        "cat",
+        "3.5 mm",
+    ]
 
 
 def test_parse_tags_keeps_order_of_first_appearance() -> None:
