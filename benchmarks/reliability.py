@@ -199,8 +199,9 @@ def kill_trial(
     config_path = workdir / f"night-{rng.getrandbits(32):08x}.yaml"
     config_path.write_text(yaml.safe_dump(raw))
     env = {**os.environ, **CREDENTIALS, "RAY_ADDRESS": ray_address(), "PYTHONPATH": str(ROOT)}
-    target_chunks = rng.randint(0, len(reference) // 2)
-    extra_s = rng.uniform(0.0, 4.0)
+    # one chunk per video (2 clips each): kill after 0..videos-1 chunks, so always mid-run
+    target_chunks = rng.randint(0, max(0, len(reference) // 2 - 1))
+    extra_s = rng.uniform(0.0, 1.0)
     started = time.monotonic()
     with open(workdir / f"{config_path.stem}.log", "w") as log:
         proc = subprocess.Popen(
