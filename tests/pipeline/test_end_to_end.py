@@ -26,9 +26,9 @@ from PIL import Image
 
 from model.toy.video_io import TRUTH_FILE, write_mp4, write_toy_videos
 from pipeline.config import build_config
-from pipeline.planning import ClipConfig, plan_clips
+from pipeline.planning import ClipConfig
 from pipeline.run import run_pipeline
-from pipeline.sampling import SamplingConfig, frame_range
+from pipeline.sampling import SamplingConfig
 from pipeline.schema import CLIPS_SCHEMA, STATUS_DECODE_ERROR, STATUS_OK, rows_to_table
 from pipeline.sink import PartTarget, committed_runs, read_committed, write_part
 from pipeline.sources import list_videos
@@ -72,9 +72,23 @@ MANIFEST_URIS = [
 ]
 
 
-def _expected_clips(uri: str) -> list:
-    frames, fps, _w, _h = GOOD[uri]
-    return plan_clips(frames, fps, CLIPS, SAMPLING)
+# Clips and sampled frames of each good video, worked out by hand: 1 s windows, 4 frames each,
+# frame i shown at i / fps, each frame the one nearest the centre of its quarter of the clip.
+_TWO_SECONDS_AT_24 = [(0.0, 1.0, [3, 9, 15, 21]), (1.0, 2.0, [27, 33, 39, 45])]
+EXPECTED_CLIPS = {
+    f"{VIDEOS}/plain/clip_00000.mp4": _TWO_SECONDS_AT_24,
+    f"{VIDEOS}/plain/clip_00001.mp4": _TWO_SECONDS_AT_24,
+    # 0.125 s, shorter than min_length_s: one clip of all of it; 3 frames for 4 slots
+    f"{VIDEOS}/plain/short.mp4": [(0.0, 0.125, [0, 1, 2, 2])],
+    # 15 fps: targets 0.125/0.375/0.625/0.875 s -> frames 2, 6, 9, 13
+    f"{VIDEOS}/plain/odd.mp4": [(0.0, 1.0, [2, 6, 9, 13]), (1.0, 2.0, [17, 21, 24, 28])],
+    f"{SHARD}#good.mp4": _TWO_SECONDS_AT_24,
+    f"{SHARD}#../../x.mp4": _TWO_SECONDS_AT_24,
+}
+
+
+def _expected_clips(uri: str) -> list[tuple[float, float, list[int]]]:
+    return EXPECTED_CLIPS[uri]
 
 
 def _odd_mp4(path: Path) -> None:
@@ -298,20 +312,18 @@ def test_one_row_per_planned_clip_with_frames_inside_it(world):
         by_video.setdefault(row["video_uri"], []).append(row)
     for uri, (frames, fps, width, height) in GOOD.items():
         got = sorted(by_video[uri], key=lambda r: r["clip_index"])
-        plans = _expected_clips(uri)
-        assert [r["clip_index"] for r in got] == [p.clip_index for p in plans], uri
-        for row, plan in zip(got, plans, strict=True):
+        expected = _expected_clips(uri)
+        assert [r["clip_index"] for r in got] == list(range(len(expected))), uri
+        for row, (start, end, indices) in zip(got, expected, strict=True):
             assert row["status"] == STATUS_OK and row["error"] is None, row["error"]
-            assert (row["start_s"], row["end_s"]) == (plan.start_s, plan.end_s)
-            assert row["frame_indices"] == plan.frame_indices.tolist()
-            first, end = frame_range(frames, fps, plan.start_s, plan.end_s)
-            assert all(first <= i < end for i in row["frame_indices"])
-            assert row["frame_times_s"] == pytest.approx([i / fps for i in row["frame_indices"]])
+            assert (row["start_s"], row["end_s"]) == (start, end)
+            assert row["frame_indices"] == indices
+            assert row["frame_times_s"] == pytest.approx([i / fps for i in indices], abs=1e-4)
             assert (row["width"], row["height"]) == (width, height)
             assert row["video_fps"] == pytest.approx(fps)
             assert row["video_duration_s"] == pytest.approx(frames / fps)
             assert row["clip_id"] == f"{row['video_id']}:{row['clip_index']}"
-            assert isinstance(row["caption"], str)
+            assert isinstance(row["caption"], str) and row["caption"].strip()
             assert row["model_id"] and row["prompt_id"] and row["fingerprint"]
             assert row["generated_tokens"] >= 1
             assert row["created_at"] is not None
