@@ -25,7 +25,9 @@ def test_overlapping_windows_when_stride_is_shorter_than_length():
 
 
 def test_gaps_between_windows_when_stride_is_longer_than_length():
-    bounds = clip_bounds(10.0, ClipConfig(length_s=2.0, stride_s=3.0, min_length_s=1.0, allow_gaps=True))
+    bounds = clip_bounds(
+        10.0, ClipConfig(length_s=2.0, stride_s=3.0, min_length_s=1.0, allow_gaps=True)
+    )
     assert _approx(bounds) == [(0.0, 2.0), (3.0, 5.0), (6.0, 8.0), (9.0, 10.0)]
 
 

@@ -264,7 +264,7 @@ def test_frame_range_at_real_times() -> None:
     assert frame_range_at_times(times, 1.0, 4.0) == (2, 5)
     assert frame_range_at_times(times, 2.0, 3.0) == (3, 4)  # gap: 1.5 s is on screen at 2 s
     assert frame_range_at_times(times, 0.2, 0.4) == (0, 1)  # narrower than a frame: frame 0
-    with pytest.raises(ValueError, match="^no frames$"):
+    with pytest.raises(ValueError, match=r"^no frames$"):
         frame_range_at_times(np.array([]), 0.0, 1.0)
 
 
