@@ -7,27 +7,16 @@ cluster through Ray Jobs.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-from pathlib import Path
 
-from pipeline.config import build_config
 from pipeline.preflight import preflight
 
-from .options import config_from_cli
+from .options import add_config_arguments, config_from_args
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m jobs.caption", description=__doc__)
-    parser.add_argument("config", type=Path, nargs="?")
-    parser.add_argument("--input")
-    parser.add_argument("--output")
-    parser.add_argument("--model")
-    parser.add_argument("--set", dest="sets", action="append", default=[])
-    parser.add_argument("--config-env", help="read the validated config (JSON) from this env var")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.add_argument("--verbose", action="store_true", help="show Ray's own logs")
+    add_config_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -40,10 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        if args.config_env:
-            config = build_config(json.loads(os.environ[args.config_env]))
-        else:
-            config = config_from_cli(args.config, args.input, args.output, args.model, args.sets)
+        config = config_from_args(args)
         preflight(config)
         run_with_display(config, Console(), verbose=args.verbose)
     except Exception as exc:

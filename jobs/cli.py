@@ -17,6 +17,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from pipeline.config import ConfigError
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
 err_console = Console(stderr=True)
@@ -28,6 +30,9 @@ InputOpt = Annotated[
 OutputOpt = Annotated[str | None, typer.Option("--output", help="output root (s3:// or dir)")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="checkpoint dir or s3:// prefix")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override: key=value")]
+DateOpt = Annotated[
+    str | None, typer.Option("--date", help="the night, YYYY-MM-DD (default: today, UTC)")
+]
 
 
 @dataclass
@@ -64,16 +69,31 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(code) from None
 
 
+def _existing(config: Path | None) -> Path | None:
+    if config is not None and not config.is_file():
+        raise ConfigError(f"config: no such file: {config}")
+    return config
+
+
+def _night(day: str | None):
+    """`--date` as a date (None: the job picks today, UTC)."""
+    from datetime import date
+
+    if day is None:
+        return None
+    try:
+        return date.fromisoformat(day)
+    except ValueError:
+        raise ConfigError(f"--date: expected YYYY-MM-DD, got {day!r}") from None
+
+
 def prepared_config(config, input_uri, output_uri, model_uri, sets):
     """The validated config, after the preflight checks (model, input, output) passed."""
-    from pipeline.config import ConfigError
     from pipeline.preflight import preflight
 
     from .options import config_from_cli
 
-    if config is not None and not config.is_file():
-        raise ConfigError(f"config: no such file: {config}")
-    run_config = config_from_cli(config, input_uri, output_uri, model_uri, sets)
+    run_config = config_from_cli(_existing(config), input_uri, output_uri, model_uri, sets)
     preflight(run_config)
     return run_config
 
@@ -115,13 +135,21 @@ def submit(
     model_uri: ModelOpt = None,
     sets: SetOpt = None,
     follow: Annotated[bool, typer.Option(help="stream the job's log until it ends")] = False,
+    nightly: Annotated[
+        bool, typer.Option(help="run it as a night (python -m jobs.nightly)")
+    ] = False,
+    day: DateOpt = None,
 ) -> None:
     """Submit the run as a Ray Job (only the project's code is uploaded); prints the job id."""
-    from .submit import follow_job, submit_run
+    from .options import config_from_cli
+    from .submit import entrypoint, follow_job, submit_run
 
     with user_errors():
-        run_config = prepared_config(config, input_uri, output_uri, model_uri, sets)
-        job_id = submit_run(address, run_config)
+        # Validated here; model/input/output are checked in the job, with the cluster's access.
+        run_config = config_from_cli(_existing(config), input_uri, output_uri, model_uri, sets)
+        if day is not None and not nightly:
+            raise ConfigError("--date: only with --nightly")
+        job_id = submit_run(address, run_config, entrypoint(nightly, _night(day)))
         console.print(f"submitted job [bold]{job_id}[/bold]", soft_wrap=True)
         if not follow:
             console.print(
@@ -135,11 +163,6 @@ def submit(
             raise typer.Exit(1)
 
 
-DateOpt = Annotated[
-    str | None, typer.Option("--date", help="the night, YYYY-MM-DD (default: today, UTC)")
-]
-
-
 @app.command()
 def nightly(
     config: ConfigArg = None,
@@ -150,18 +173,13 @@ def nightly(
     sets: SetOpt = None,
 ) -> None:
     """Caption what is not done yet (run id nightly-DATE; a re-run resumes it)."""
-    from datetime import UTC, date, datetime
-
-    from pipeline.config import ConfigError
+    from datetime import UTC, datetime
 
     from .nightly import describe, night_config
     from .progress import run_with_display
 
     with user_errors():
-        try:
-            night = date.fromisoformat(day) if day else datetime.now(UTC).date()
-        except ValueError:
-            raise ConfigError(f"--date: expected YYYY-MM-DD, got {day!r}") from None
+        night = _night(day) or datetime.now(UTC).date()
         run_config = night_config(
             prepared_config(config, input_uri, output_uri, model_uri, sets), night
         )

@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, date, datetime
-from pathlib import Path
 
-from pipeline.config import ConfigError, RunConfig
+from pipeline.config import RunConfig
 from pipeline.run import RunSummary, run_pipeline
 
-from .options import config_from_cli
+from .options import add_config_arguments, config_from_args
 
 
 def night_config(config: RunConfig, day: date) -> RunConfig:
@@ -67,33 +66,41 @@ def describe(summary: RunSummary) -> list[str]:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m jobs.nightly", description=__doc__)
-    parser.add_argument("config", type=Path, nargs="?")
+    add_config_arguments(parser)
     parser.add_argument("--date", type=date.fromisoformat, help="the night, YYYY-MM-DD (UTC)")
     parser.add_argument("--retry", action="store_true", help="redo only failed clips")
-    parser.add_argument("--input")
-    parser.add_argument("--output")
-    parser.add_argument("--model")
-    parser.add_argument("--set", dest="sets", action="append", default=[])
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 when committed; 2 for a bad request, 1 for an environment failure (one line)."""
+    from rich.console import Console
+
+    from pipeline.preflight import preflight
+
+    from .errors import explain
+    from .progress import run_with_display
+
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        config = config_from_cli(args.config, args.input, args.output, args.model, args.sets)
-    except (ConfigError, FileNotFoundError) as err:
-        print(f"clipnote: {err}", file=sys.stderr)
-        return 2
-    from pipeline.sink import CommitError, RunLocked
-
-    from .ray_session import connect
-
-    connect()
-    try:
-        summary = run_retry(config) if args.retry else run_nightly(config, args.date)
-    except (RunLocked, CommitError) as err:
-        print(f"clipnote: {err}", file=sys.stderr)
-        return 1
+        config = config_from_args(args)
+        preflight(config)
+        if args.retry:
+            summary = run_with_display(
+                retry_config(config), Console(), verbose=args.verbose, mode="retry"
+            )
+        else:
+            day = args.date or datetime.now(UTC).date()
+            summary = run_with_display(
+                night_config(config, day), Console(), verbose=args.verbose,
+                mode="incremental", run_date=day,
+            )  # fmt: skip
+    except Exception as exc:
+        if args.debug:
+            raise
+        message, code = explain(exc)
+        print(f"clipnote: {message}", file=sys.stderr)
+        return code
     print("\n".join(describe(summary)))
     return 0
 

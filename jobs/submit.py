@@ -5,11 +5,14 @@ project's own packages (`model`, `pipeline`, `jobs`), the shipped toy checkpoint
 configs, and `pyproject.toml` / the lock when they sit beside the packages. They are copied
 from wherever the packages are imported from, so a source checkout and a non-editable install
 upload the same thing, and a `.env`, `~/.aws`, SSH key, virtualenv or video folder lying in
-the project is never shipped. The job runs `python -m jobs.caption` there.
+the project is never shipped. The job runs `python -m jobs.caption` there (`--nightly`:
+`python -m jobs.nightly`).
 
 The run config is validated here and travels inside the job's environment, so a bad config
-never reaches the cluster. Authentication is Ray's own: with `RAY_AUTH_MODE=token` the client
-sends the cluster's token (`RAY_AUTH_TOKEN` or `~/.ray/auth_token`); it is never turned off.
+never reaches the cluster; the checks of model, input and output run in the job, with the
+cluster's credentials (the client may have none). Authentication is Ray's own: with
+`RAY_AUTH_MODE=token` the client sends the cluster's token (`RAY_AUTH_TOKEN` or
+`~/.ray/auth_token`); it is never turned off.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import TextIO
 
@@ -77,10 +81,18 @@ def stage_working_dir(dest: Path, packages: dict[str, Path] | None = None) -> li
     return sorted(copied)
 
 
-def job_spec(config: RunConfig, working_dir: Path) -> dict:
+def entrypoint(nightly: bool = False, day: date | None = None) -> str:
+    """The job's command: a captioning run, or a night (`jobs.nightly`, resumable)."""
+    if not nightly:
+        return f"python -m jobs.caption --config-env {CONFIG_ENV}"
+    night = f" --date {day.isoformat()}" if day else ""
+    return f"python -m jobs.nightly --config-env {CONFIG_ENV}{night}"
+
+
+def job_spec(config: RunConfig, working_dir: Path, command: str | None = None) -> dict:
     """Entrypoint and runtime environment of the Ray Job for `config`."""
     return {
-        "entrypoint": f"python -m jobs.caption --config-env {CONFIG_ENV}",
+        "entrypoint": command or entrypoint(),
         "runtime_env": {
             "working_dir": str(working_dir),
             "env_vars": {CONFIG_ENV: json.dumps(config.model_dump(mode="json"))},
@@ -115,12 +127,12 @@ def _client(address: str):
         ) from None
 
 
-def submit_run(address: str, config: RunConfig) -> str:
+def submit_run(address: str, config: RunConfig, command: str | None = None) -> str:
     """Submit; returns the Ray job id."""
     client = _client(address)
     with tempfile.TemporaryDirectory(prefix="clipnote-upload-") as folder:
         stage_working_dir(Path(folder))
-        spec = job_spec(config, Path(folder))
+        spec = job_spec(config, Path(folder), command)
         return client.submit_job(entrypoint=spec["entrypoint"], runtime_env=spec["runtime_env"])
 
 

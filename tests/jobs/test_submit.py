@@ -208,6 +208,18 @@ def test_job_spec_carries_the_validated_config(tmp_path: Path) -> None:
     assert build_config(json.loads(runtime_env["env_vars"][CONFIG_ENV])) == config
 
 
+def test_nightly_jobs_run_jobs_nightly_for_the_night_asked() -> None:
+    from datetime import date
+
+    from jobs.submit import entrypoint
+
+    assert entrypoint() == f"python -m jobs.caption --config-env {CONFIG_ENV}"
+    assert entrypoint(nightly=True) == f"python -m jobs.nightly --config-env {CONFIG_ENV}"
+    assert entrypoint(True, date(2026, 3, 4)) == (
+        f"python -m jobs.nightly --config-env {CONFIG_ENV} --date 2026-03-04"
+    )
+
+
 SECRETS = (
     ".env", ".aws/credentials", "id_rsa", ".ssh/id_ed25519", ".venv/lib/site.py",
     "my-videos/holiday.mp4", "my-videos/clip.yaml", "keys.json",

@@ -184,3 +184,20 @@ def test_select_redo():
     assert select_redo(rows, "") == rows
     assert select_redo(rows, "7") == rows  # the plan changed: redo the whole video
     assert select_redo([{"clip_index": -1}], "1") == [{"clip_index": -1}]
+
+
+@pytest.mark.slow
+def test_nightly_job_reads_the_config_clipnote_submit_sends(
+    ray_session, tmp_path, monkeypatch, capsys
+):
+    """`clipnote submit --nightly` runs `python -m jobs.nightly --config-env VAR --date D`."""
+    from jobs.submit import CONFIG_ENV
+
+    videos, out = tmp_path / "videos", tmp_path / "out"
+    write_toy_videos(videos, seed=9, n=2, num_frames=24, size=64)
+    config = _config(videos, out)
+    monkeypatch.setenv(CONFIG_ENV, json.dumps(config.model_dump(mode="json")))
+    assert nightly_main(["--config-env", CONFIG_ENV, "--date", "2026-03-05"]) == 0
+    printed = capsys.readouterr().out
+    assert "run nightly-2026-03-05: listed 2 videos, 0 skipped as done, 2 processed" in printed
+    assert (out / "_runs" / "nightly-2026-03-05.json").exists()
