@@ -9,14 +9,14 @@ executor keeps every stage busy and bounds what is in flight.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from .annotate import AnnotateSettings, Annotator
-from .decode import DecodeSettings, decode_video
+from .decode import DecodeSettings, decode_video_rows
 from .records import VideoRef
 from .schema import rows_to_table
 from .sink import VIDEO_ROWS, PartTarget, write_part, write_results_table
@@ -40,11 +40,28 @@ def select_redo(rows: list[dict[str, Any]], redo: str | None) -> list[dict[str, 
     return kept or rows  # none of them exists any more: the whole video, as a fresh attempt
 
 
-def decode_row(row: dict[str, Any], settings: DecodeSettings) -> list[dict[str, Any]]:
-    rows = select_redo(decode_video(VideoRef.from_row(row), settings), row.get(REDO))
-    for out in rows:
-        out[VIDEO_ROWS] = len(rows)
-    return rows
+def decode_row(row: dict[str, Any], settings: DecodeSettings) -> Iterator[dict[str, Any]]:
+    """One video's rows, streamed as they are decoded: a task never holds all the clips of a
+    long video (a retry of named clips, which must see them all to choose, is the exception)."""
+    rows = decode_video_rows(VideoRef.from_row(row), settings)
+    if row.get(REDO):
+        rows = iter(select_redo(list(rows), row.get(REDO)))
+    yield from with_video_total(rows)
+
+
+def with_video_total(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """`VIDEO_ROWS` = 0 on every row but the last, which carries the video's row count: the
+    sink counts a video complete when it has written that many rows."""
+    previous: dict[str, Any] | None = None
+    count = 0
+    for current in rows:
+        if previous is not None:
+            previous[VIDEO_ROWS] = 0
+            yield previous
+        previous, count = current, count + 1
+    if previous is not None:
+        previous[VIDEO_ROWS] = count
+        yield previous
 
 
 def write_batch(batch: pa.Table, target: PartTarget) -> pa.Table:

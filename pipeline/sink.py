@@ -58,8 +58,9 @@ from .schema import CLIPS_SCHEMA
 from .storage import StorageOptions, filesystem, is_remote, join, strip_scheme
 
 VIDEO_ROWS = "_video_rows"
-"""Extra column on rows bound for the sink: how many rows that video contributes to this
-attempt (its clips, the clips being retried, or 1 for its error row). Not written."""
+"""Extra column on rows bound for the sink: on a video's last row, how many rows that video
+contributes to this attempt (its clips, the clips being retried, or 1 for its error row); 0 on
+its other rows, because clips stream out of decode before the total is known. Not written."""
 
 WRITE_RESULT_SCHEMA = pa.schema([("file", pa.string()), ("result", pa.string())])
 
@@ -152,13 +153,15 @@ def write_part(table: pa.Table, target: PartTarget) -> dict[str, Any]:
     for i, uri_i in enumerate(data["video_uri"].to_pylist()):
         entry = videos.setdefault(uri_i, [0, 0])
         entry[0] += 1
-        entry[1] = max(entry[1], int(expected[i]) if expected else 0)
+        # Without the column every video is whole in this table; with it, the total is known
+        # only from the video's last row (0: not in this file).
+        entry[1] = max(entry[1], int(expected[i])) if expected else entry[0]
     counts = Counter(data["status"].to_pylist())
     return {
         "file": uri,
         "rows": data.num_rows,
         "counts": dict(counts),
-        "videos": [[v, n, total or n] for v, (n, total) in videos.items()],
+        "videos": [[v, n, total] for v, (n, total) in videos.items()],
     }
 
 
@@ -208,11 +211,12 @@ class ChunkTracker:
         self._file_results[file] = result
         self._file_waits[file] = 0
         for uri, rows, expected in result["videos"]:
-            entry = self._open_videos.setdefault(uri, [0, int(expected), set()])
+            entry = self._open_videos.setdefault(uri, [0, 0, set()])
             entry[0] += int(rows)
+            entry[1] = max(entry[1], int(expected))  # 0 until the file with its last row
             entry[2].add(file)
             self._file_waits[file] += 1
-            if entry[0] >= entry[1]:
+            if entry[1] and entry[0] >= entry[1]:
                 self._complete(uri)
         self._release_ready()
 

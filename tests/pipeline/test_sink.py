@@ -244,3 +244,36 @@ def test_relative_local_output_never_deletes_its_own_files(tmp_path, monkeypatch
     second = _commit_run("out", StorageOptions(), "r", {"a": 1, "b": 1}, minute=3, grace_s=0)
     assert all(Path(f).exists() for f in second.files)
     assert read_latest("out", StorageOptions()).num_rows == 2
+
+
+def test_a_streamed_video_is_complete_only_once_its_last_row_is_written():
+    """Decode streams a video's clips before it knows how many there are: only the last row
+    carries the total (0 elsewhere). Caught: treating an unknown total as "whole in this file"
+    would commit the first file of a long video while its other clips were still in flight."""
+    tracker = ChunkTracker(chunk_videos=1, chunk_seconds=1e9)
+    tracker.add(_result("f1", [("long", 2, 0)]))  # clips 0-1, total not known yet
+    assert not tracker.due() and tracker.take() is None
+    tracker.add(_result("f3", [("long", 1, 4)]))  # the last clip arrives before clip 2
+    assert not tracker.due()
+    tracker.add(_result("f2", [("long", 1, 0)]))
+    assert tracker.due()
+    chunk = tracker.take()
+    assert sorted(chunk.files) == ["f1", "f2", "f3"] and chunk.videos == ["long"]
+
+
+def test_rows_leave_decode_one_by_one_with_the_total_on_the_last():
+    from pipeline.ray_data import with_video_total
+
+    produced: list[int] = []
+
+    def clips():
+        for i in range(3):
+            produced.append(i)
+            yield {"clip_index": i}
+
+    stream = with_video_total(clips())
+    first = next(stream)
+    assert first == {"clip_index": 0, VIDEO_ROWS: 0} and produced == [0, 1]  # one ahead only
+    assert [row[VIDEO_ROWS] for row in stream] == [0, 3]
+    assert list(with_video_total([])) == []
+    assert list(with_video_total([{"clip_index": -1}])) == [{"clip_index": -1, VIDEO_ROWS: 1}]
