@@ -100,7 +100,7 @@ def fetch_video(
     except IsADirectoryError as exc:
         raise SourceError(f"not a file: {source}") from exc
     except OSError as exc:
-        raise SourceError(f"cannot read {ref.uri}: {type(exc).__name__}") from exc
+        raise SourceError(f"cannot read {ref.uri}: {type(exc).__name__}: {exc}") from exc
     yield data
 
 

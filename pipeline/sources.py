@@ -47,8 +47,6 @@ from pipeline.storage import (
     StorageOptions,
     filesystem,
     is_remote,
-    read_bytes,
-    read_range,
     strip_scheme,
 )
 
@@ -102,29 +100,17 @@ def listing_error(ref: VideoRef) -> str | None:
 def read_video(ref: VideoRef, options: StorageOptions | None = None) -> bytes:
     """The video's bytes in one read: the whole object, or one byte range of its shard.
 
-    A short read means the object changed or was truncated since listing; that is an error
-    rather than bytes that no longer match the listed version.
+    The decode stage's own reader (`pipeline.fetch.fetch_video`) with nothing spilled, for
+    callers that want bytes. A short or long read means the object changed since listing;
+    that is an error rather than bytes that no longer match the listed version.
     """
-    reason = listing_error(ref)
-    if reason is not None:
-        raise SourceError(reason)
-    source = ref.shard_uri if ref.shard_uri is not None else ref.uri
-    try:
-        if ref.shard_uri is not None:
-            data = read_range(ref.read_path, int(ref.offset or 0), ref.size, options)
-        else:
-            data = read_bytes(ref.read_path, options)
-    except FileNotFoundError as exc:
-        raise SourceError(f"object not found: {source}") from exc
-    except IsADirectoryError as exc:
-        raise SourceError(f"not a file: {source}") from exc
-    except OSError as exc:
-        raise SourceError(f"cannot read {ref.uri}: {type(exc).__name__}: {exc}") from exc
-    if ref.size >= 0 and len(data) != ref.size:
-        raise SourceError(
-            f"size changed since listing: {ref.uri} (listed {ref.size}, read {len(data)} bytes)"
-        )
-    return data
+    from .fetch import fetch_video
+
+    with fetch_video(ref, options, scratch_dir=None, spill_bytes=0) as data:
+        if isinstance(data, bytes):
+            return data
+        with open(data, "rb") as fh:  # a local regular file of the listed size
+            return fh.read()
 
 
 class _Lister:

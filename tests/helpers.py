@@ -151,6 +151,9 @@ def slow_path_frames(data: bytes) -> tuple[list[float], list[np.ndarray]]:
     frames: list[np.ndarray] = []
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
+        # One thread, as the pipeline decodes: with frame threads, how a damaged packet is
+        # concealed can vary from run to run, and the reference must not.
+        stream.codec_context.thread_count = 1
         for packet in container.demux(stream):
             try:
                 decoded = packet.decode()

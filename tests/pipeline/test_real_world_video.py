@@ -68,13 +68,18 @@ def _decode(path: Path, settings: DecodeSettings):
     return decode_video(ref, settings)
 
 
-def _assert_matches_slow_path(rows, data: bytes, settings: DecodeSettings, rotation: int = 0):
-    """Clip bounds, frame numbers, times and pixels as the slow path has them."""
+def _assert_matches_slow_path(
+    rows, data: bytes, settings: DecodeSettings, rotation: int = 0, numbers: bool = True
+):
+    """Clip bounds, frame numbers, times and pixels as the slow path has them. (`numbers`
+    off: a damaged file, where the slow path's positions skip the frames it could not decode
+    while the stream's numbering keeps them; times and pixels must still agree.)"""
     times, frames = slow_path_frames(data)
     assert all(r["status"] == STATUS_OK for r in rows), rows[0]["error"]
     for row in rows:
         expected = slow_path_pick(times, row["start_s"], row["end_s"], T)
-        assert np.asarray(row["frame_indices"]).tolist() == expected
+        if numbers:
+            assert np.asarray(row["frame_indices"]).tolist() == expected
         np.testing.assert_allclose(row["frame_times_s"], [times[i] for i in expected], atol=1e-4)
         want = np.stack([np.rot90(frames[i], rotation // 90) for i in expected])
         np.testing.assert_array_equal(row["frames"], want)
@@ -169,7 +174,7 @@ def test_a_file_corrupted_in_the_middle_gives_the_slow_paths_frames_or_error_row
     errors = [r for r in rows if r["status"] == STATUS_DECODE_ERROR]
     assert len(errors) <= 1 and len(ok) + len(errors) >= 1
     if ok:
-        _assert_matches_slow_path(ok, data, settings)
+        _assert_matches_slow_path(ok, data, settings, numbers=False)
     for row in errors:
         assert row["error"]
 
