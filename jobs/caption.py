@@ -24,21 +24,17 @@ def main(argv: list[str] | None = None) -> int:
     """Exit 0 when committed; 2 for a bad request, 1 for an environment failure (one line)."""
     from rich.console import Console
 
-    from .errors import explain
+    from .errors import exit_code
     from .progress import run_with_display
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
+
+    def work() -> None:
         config = config_from_args(args)
         preflight(config)
         run_with_display(config, Console(), verbose=args.verbose)
-    except Exception as exc:
-        if args.debug:
-            raise
-        message, code = explain(exc)
-        print(f"clipnote: {message}", file=sys.stderr)
-        return code
-    return 0
+
+    return exit_code(work, args.debug)
 
 
 if __name__ == "__main__":

@@ -69,12 +69,6 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(code) from None
 
 
-def _existing(config: Path | None) -> Path | None:
-    if config is not None and not config.is_file():
-        raise ConfigError(f"config: no such file: {config}")
-    return config
-
-
 def _night(day: str | None):
     """`--date` as a date (None: the job picks today, UTC)."""
     from datetime import date
@@ -93,7 +87,7 @@ def prepared_config(config, input_uri, output_uri, model_uri, sets):
 
     from .options import config_from_cli
 
-    run_config = config_from_cli(_existing(config), input_uri, output_uri, model_uri, sets)
+    run_config = config_from_cli(config, input_uri, output_uri, model_uri, sets)
     preflight(run_config)
     return run_config
 
@@ -146,7 +140,7 @@ def submit(
 
     with user_errors():
         # Validated here; model/input/output are checked in the job, with the cluster's access.
-        run_config = config_from_cli(_existing(config), input_uri, output_uri, model_uri, sets)
+        run_config = config_from_cli(config, input_uri, output_uri, model_uri, sets)
         if day is not None and not nightly:
             raise ConfigError("--date: only with --nightly")
         job_id = submit_run(address, run_config, entrypoint(nightly, _night(day)))

@@ -8,6 +8,9 @@ writable, a run already being written). Anything else is a bug: one line saying 
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 from model.checkpoint import CheckpointError
 from model.remote import FetchError
 from pipeline.config import ConfigError
@@ -38,3 +41,16 @@ def explain(exc: BaseException) -> tuple[str, int]:
         "traceback)",
         ENVIRONMENT,
     )
+
+
+def exit_code(work: Callable[[], None], debug: bool = False) -> int:
+    """Run a job entry point's work: 0, or one line on stderr and 2/1 (`debug`: raise)."""
+    try:
+        work()
+    except Exception as exc:
+        if debug:
+            raise
+        message, code = explain(exc)
+        print(f"clipnote: {message}", file=sys.stderr)
+        return code
+    return 0

@@ -78,11 +78,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipeline.preflight import preflight
 
-    from .errors import explain
+    from .errors import exit_code
     from .progress import run_with_display
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
+
+    def work() -> None:
         config = config_from_args(args)
         preflight(config)
         if args.retry:
@@ -95,14 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                 night_config(config, day), Console(), verbose=args.verbose,
                 mode="incremental", run_date=day,
             )  # fmt: skip
-    except Exception as exc:
-        if args.debug:
-            raise
-        message, code = explain(exc)
-        print(f"clipnote: {message}", file=sys.stderr)
-        return code
-    print("\n".join(describe(summary)))
-    return 0
+        print("\n".join(describe(summary)))
+
+    return exit_code(work, args.debug)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.config import RunConfig, load_config, parse_overrides
+from pipeline.config import ConfigError, RunConfig, load_config, parse_overrides
 
 
 def config_from_cli(
@@ -15,6 +15,8 @@ def config_from_cli(
     sets: list[str] | None = None,
 ) -> RunConfig:
     """YAML file, then `--set key=value` items, then the named shortcuts, all validated."""
+    if config_path is not None and not Path(config_path).is_file():
+        raise ConfigError(f"config: no such file: {config_path}")
     overrides = parse_overrides(list(sets or []))
     for key, value in (("input", input_uri), ("output", output_uri)):
         if value is not None:
