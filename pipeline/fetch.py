@@ -11,6 +11,7 @@ wrong for a 2 GB one or for `/dev/zero` named in a manifest. Here:
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from collections.abc import Iterator
@@ -105,17 +106,13 @@ def fetch_video(
 
 
 def _read_exactly(fh, ref: VideoRef) -> bytes:
-    chunks, total = [], 0
-    while total < ref.size:
-        chunk = fh.read(min(CHUNK, ref.size - total))
-        if not chunk:
-            raise _size_changed(ref, total)
-        chunks.append(chunk)
-        total += len(chunk)
-    return b"".join(chunks)
+    buffer = io.BytesIO()
+    _copy_exactly(fh, buffer, ref)
+    return buffer.getvalue()
 
 
 def _copy_exactly(fh, out, ref: VideoRef) -> None:
+    """Exactly `ref.size` bytes from `fh` to `out`, in chunks; fewer is an error."""
     total = 0
     while total < ref.size:
         chunk = fh.read(min(CHUNK, ref.size - total))
