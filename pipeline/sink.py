@@ -186,7 +186,13 @@ class Chunk:
 
 
 class ChunkTracker:
-    """Groups write results into chunks whose videos are all complete."""
+    """Groups write results into chunks whose videos are all complete.
+
+    Files that share a video are committed together, and only once every video in any of
+    them is complete: a file whose own videos are done can still hold the rows of a video
+    that another, unfinished file holds too, and committing it alone would show part of
+    that video.
+    """
 
     def __init__(
         self,
@@ -198,8 +204,10 @@ class ChunkTracker:
         self.chunk_seconds = chunk_seconds
         self.clock = clock
         self._since = clock()
-        self._open_videos: dict[str, list[Any]] = {}  # uri -> [rows seen, expected, files]
-        self._file_waits: dict[str, int] = {}  # file -> incomplete videos in it
+        self._open_videos: dict[str, list[int]] = {}  # uri -> [rows seen, expected]
+        self._file_waits: dict[str, int] = {}  # unreleased file -> incomplete videos in it
+        self._file_videos: dict[str, set[str]] = {}  # unreleased file -> its videos
+        self._video_files: dict[str, set[str]] = {}  # unreleased video -> its files
         self._file_results: dict[str, dict[str, Any]] = {}
         self._ready_files: list[str] = []
         self._ready_videos: list[str] = []
@@ -210,28 +218,49 @@ class ChunkTracker:
         file = result["file"]
         self._file_results[file] = result
         self._file_waits[file] = 0
+        self._file_videos[file] = set()
         for uri, rows, expected in result["videos"]:
-            entry = self._open_videos.setdefault(uri, [0, 0, set()])
+            entry = self._open_videos.setdefault(uri, [0, 0])
             entry[0] += int(rows)
             entry[1] = max(entry[1], int(expected))  # 0 until the file with its last row
-            entry[2].add(file)
+            self._video_files.setdefault(uri, set()).add(file)
+            self._file_videos[file].add(uri)
             self._file_waits[file] += 1
             if entry[1] and entry[0] >= entry[1]:
                 self._complete(uri)
         self._release_ready()
 
     def _complete(self, uri: str) -> None:
-        _seen, _expected, files = self._open_videos.pop(uri)
-        self._ready_videos.append(uri)
+        self._open_videos.pop(uri)
         self.completed.add(uri)
-        for file in files:
+        for file in self._video_files[uri]:
             self._file_waits[file] -= 1
 
+    def _component(self, file: str) -> tuple[set[str], set[str]]:
+        """The files and videos linked to `file` through shared videos."""
+        files, videos, todo = {file}, set(), [file]
+        while todo:
+            for uri in self._file_videos[todo.pop()]:
+                if uri not in videos:
+                    videos.add(uri)
+                    new = self._video_files[uri] - files
+                    files |= new
+                    todo.extend(new)
+        return files, videos
+
     def _release_ready(self) -> None:
-        for file, waits in list(self._file_waits.items()):
-            if waits == 0:
-                del self._file_waits[file]
-                self._ready_files.append(file)
+        for file in list(self._file_videos):
+            if file not in self._file_videos or self._file_waits[file]:
+                continue
+            files, videos = self._component(file)
+            if any(self._file_waits[f] for f in files):
+                continue
+            for f in sorted(files):
+                del self._file_waits[f], self._file_videos[f]
+                self._ready_files.append(f)
+            for uri in sorted(videos):
+                del self._video_files[uri]
+                self._ready_videos.append(uri)
 
     def due(self) -> bool:
         """A chunk should be committed now."""
@@ -244,10 +273,10 @@ class ChunkTracker:
     def take(self, *, force: bool = False) -> Chunk | None:
         """The committable files (with `force`: every file, complete or not)."""
         if force:
-            self._ready_videos.extend(self._open_videos)
-            self._ready_files.extend(self._file_waits)
-            self._open_videos.clear()
-            self._file_waits.clear()
+            self._ready_videos.extend(self._video_files)
+            self._ready_files.extend(self._file_videos)
+            for held in (self._open_videos, self._file_waits, self._file_videos, self._video_files):
+                held.clear()
         if not self._ready_files:
             return None
         files, self._ready_files = self._ready_files, []

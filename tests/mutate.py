@@ -121,6 +121,12 @@ TARGETS: dict[str, Target] = {
             "Refused.ref",
         ),
     ),
+    "commit": Target(
+        "pipeline/sink.py",
+        # the pure part of committing: which written files may be committed, and when
+        ("tests/pipeline/test_sink.py",),
+        functions=("ChunkTracker.*",),
+    ),
 }
 
 

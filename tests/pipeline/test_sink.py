@@ -79,6 +79,44 @@ def test_chunks_cut_by_video_count_or_time():
     assert tracker.due() and len(tracker.take().videos) == 3
 
 
+def test_time_cut_is_measured_from_the_last_commit_and_inclusive():
+    """Caught by mutation testing: `clock + since`, `>` for `>=`, and a start time that is not
+    reset by a commit all passed the test above."""
+    now = [100.0]
+    tracker = ChunkTracker(chunk_videos=99, chunk_seconds=60, clock=lambda: now[0])
+    tracker.add(_result("f1", [("a", 1, 1)]))
+    now[0] = 159.9
+    assert not tracker.due()
+    now[0] = 160.0  # exactly chunk_seconds after the tracker started
+    assert tracker.due()
+    tracker.take()
+    tracker.add(_result("f2", [("b", 1, 1)]))
+    now[0] = 219.9
+    assert not tracker.due()  # 59.9 s after the last commit, not after the start
+    now[0] = 220.0
+    assert tracker.due()
+
+
+def test_a_chunk_counts_its_rows_and_videos_and_remembers_completed_ones():
+    tracker = ChunkTracker(chunk_videos=1, chunk_seconds=1e9)
+    tracker.add(_result("f1", [("a", 2, 2), ("b", 3, 3)]))
+    chunk = tracker.take()
+    assert (chunk.rows, sorted(chunk.videos)) == (5, ["a", "b"])
+    assert tracker.completed == {"a", "b"}
+
+
+def test_a_file_with_two_unfinished_videos_waits_for_both():
+    """Caught: f2 holds only `a`, complete once f2 arrives, and was committed alone while
+    `a`'s other row sat in f1 (waiting on `b`): readers saw half of `a`. Files sharing a
+    video go together."""
+    tracker = ChunkTracker(chunk_videos=1, chunk_seconds=1e9)
+    tracker.add(_result("f1", [("a", 1, 2), ("b", 1, 2)]))
+    tracker.add(_result("f2", [("a", 1, 2)]))
+    assert tracker.take() is None  # f1 still holds part of b
+    tracker.add(_result("f3", [("b", 1, 2)]))
+    assert sorted(tracker.take().files) == ["f1", "f2", "f3"]
+
+
 def test_forced_take_includes_incomplete_videos():
     tracker = ChunkTracker(chunk_videos=1, chunk_seconds=1e9)
     tracker.add(_result("f1", [("a", 1, 2)]))
