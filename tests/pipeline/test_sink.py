@@ -105,6 +105,15 @@ def test_a_chunk_counts_its_rows_and_videos_and_remembers_completed_ones():
     assert tracker.completed == {"a", "b"}
 
 
+def test_a_finished_file_is_not_held_back_by_an_unrelated_unfinished_one():
+    tracker = ChunkTracker(chunk_videos=1, chunk_seconds=1e9)
+    tracker.add(_result("f1", [("a", 1, 2)]))
+    tracker.add(_result("f2", [("b", 2, 2)]))
+    tracker.add(_result("f3", [("c", 3, 3)]))
+    chunk = tracker.take()
+    assert (chunk.files, chunk.rows, chunk.videos) == (["f2", "f3"], 5, ["b", "c"])
+
+
 def test_a_file_with_two_unfinished_videos_waits_for_both():
     """Caught: f2 holds only `a`, complete once f2 arrives, and was committed alone while
     `a`'s other row sat in f1 (waiting on `b`): readers saw half of `a`. Files sharing a
