@@ -167,19 +167,12 @@ def nightly(
     sets: SetOpt = None,
 ) -> None:
     """Caption what is not done yet (run id nightly-DATE; a re-run resumes it)."""
-    from datetime import UTC, datetime
-
-    from .nightly import describe, night_config
-    from .progress import run_with_display
+    from .nightly import describe, night_with_display
 
     with user_errors():
-        night = _night(day) or datetime.now(UTC).date()
-        run_config = night_config(
-            prepared_config(config, input_uri, output_uri, model_uri, sets), night
-        )
-        summary = run_with_display(
-            run_config, console, verbose=STATE.verbose, mode="incremental", run_date=night
-        )
+        night = _night(day)
+        run_config = prepared_config(config, input_uri, output_uri, model_uri, sets)
+        summary = night_with_display(run_config, night, console, STATE.verbose)
         console.print("\n".join(describe(summary)), soft_wrap=True, markup=False)
 
 
@@ -192,12 +185,11 @@ def retry(
     sets: SetOpt = None,
 ) -> None:
     """Redo only the clips whose latest committed row is an error (history is kept)."""
-    from .nightly import describe, retry_config
-    from .progress import run_with_display
+    from .nightly import describe, retry_with_display
 
     with user_errors():
-        run_config = retry_config(prepared_config(config, input_uri, output_uri, model_uri, sets))
-        summary = run_with_display(run_config, console, verbose=STATE.verbose, mode="retry")
+        run_config = prepared_config(config, input_uri, output_uri, model_uri, sets)
+        summary = retry_with_display(run_config, console, STATE.verbose)
         console.print("\n".join(describe(summary)), soft_wrap=True, markup=False)
 
 

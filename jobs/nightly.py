@@ -13,6 +13,8 @@ import argparse
 import sys
 from datetime import UTC, date, datetime
 
+from rich.console import Console
+
 from pipeline.config import RunConfig
 from pipeline.run import RunSummary, run_pipeline
 
@@ -41,6 +43,25 @@ def run_nightly(config: RunConfig, day: date | None = None, on_progress=None) ->
 
 def run_retry(config: RunConfig, on_progress=None) -> RunSummary:
     return run_pipeline(retry_config(config), on_progress, mode="retry")
+
+
+def night_with_display(
+    config: RunConfig, day: date | None, console: Console, verbose: bool = False
+) -> RunSummary:
+    """`run_nightly` with the progress display and the run summary (CLI and job alike)."""
+    from .progress import run_with_display
+
+    day = day or datetime.now(UTC).date()
+    return run_with_display(
+        night_config(config, day), console, verbose=verbose, mode="incremental", run_date=day
+    )
+
+
+def retry_with_display(config: RunConfig, console: Console, verbose: bool = False) -> RunSummary:
+    """`run_retry` with the progress display and the run summary (CLI and job alike)."""
+    from .progress import run_with_display
+
+    return run_with_display(retry_config(config), console, verbose=verbose, mode="retry")
 
 
 def describe(summary: RunSummary) -> list[str]:
@@ -74,12 +95,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 when committed; 2 for a bad request, 1 for an environment failure (one line)."""
-    from rich.console import Console
-
     from pipeline.preflight import preflight
 
     from .errors import exit_code
-    from .progress import run_with_display
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
 
@@ -87,15 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         preflight(config)
         if args.retry:
-            summary = run_with_display(
-                retry_config(config), Console(), verbose=args.verbose, mode="retry"
-            )
+            summary = retry_with_display(config, Console(), args.verbose)
         else:
-            day = args.date or datetime.now(UTC).date()
-            summary = run_with_display(
-                night_config(config, day), Console(), verbose=args.verbose,
-                mode="incremental", run_date=day,
-            )  # fmt: skip
+            summary = night_with_display(config, args.date, Console(), args.verbose)
         print("\n".join(describe(summary)))
 
     return exit_code(work, args.debug)
