@@ -1,7 +1,9 @@
 """The only module that knows Ray Data: stages become operators, nothing more.
 
-Decode runs as CPU tasks (`flat_map`: one video row in, its clip rows out; several videos per
-block); annotation runs in an actor pool that loads the model once per actor; writing runs on
+The input is the run's work plan (`pipeline.work_plan`): each block is a few `(page, start, stop)`
+pieces of the plan's Parquet pages, so the driver never builds or holds the videos' rows. Decode
+runs as CPU tasks (`flat_map`: one piece in, the clip rows of its videos out; several videos
+per block); annotation runs in an actor pool that loads the model once per actor; writing runs on
 the workers too (`map_batches` over `sink.write_part`, Datasink-style), so what streams back to
 the driver is one small write result per Parquet file, never rows. Ray Data's streaming
 executor keeps every stage busy and bounds what is in flight.
@@ -20,9 +22,9 @@ from .decode import DecodeSettings, decode_video_rows
 from .records import VideoRef
 from .schema import rows_to_table
 from .sink import VIDEO_ROWS, PartTarget, write_part, write_results_table
+from .storage import StorageOptions
+from .work_plan import REDO, block_slices, read_page
 
-REDO = "redo"
-"""Input column: comma-separated clip indices to redo (`clipnote retry`); empty: every clip."""
 VIDEOS_PER_BLOCK = 16
 MIN_BLOCKS = 64
 MAX_BLOCKS = 1024
@@ -47,6 +49,14 @@ def decode_row(row: dict[str, Any], settings: DecodeSettings) -> Iterator[dict[s
     if row.get(REDO):
         rows = iter(select_redo(list(rows), row.get(REDO)))
     yield from with_video_total(rows)
+
+
+def decode_piece(
+    piece: dict[str, Any], settings: DecodeSettings, plan_options: StorageOptions
+) -> Iterator[dict[str, Any]]:
+    """The rows of the videos in one piece of a plan page, video after video."""
+    for row in read_page(piece["page"], piece["start"], piece["stop"], plan_options):
+        yield from decode_row(row, settings)
 
 
 def with_video_total(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -97,8 +107,19 @@ def cluster_has_gpus() -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
+def plan_blocks(pages: list[tuple[str, int]]) -> list[pa.Table]:
+    """The dataset's input blocks: `num_blocks` runs of consecutive videos of the plan, each
+    a small table of `(page, start, stop)` pieces."""
+    blocks = num_blocks(sum(rows for _, rows in pages))
+    return [
+        pa.table({"page": [p[0] for p in b], "start": [p[1] for p in b], "stop": [p[2] for p in b]})
+        for b in block_slices(pages, blocks)
+    ]
+
+
 def build_dataset(
-    items: pa.Table,
+    pages: list[tuple[str, int]],
+    plan_options: StorageOptions,
     decode: DecodeSettings,
     annotate: AnnotateSettings,
     *,
@@ -108,19 +129,17 @@ def build_dataset(
     cpus_per_actor: float,
     gpus_per_actor: float,
 ) -> Any:
-    """The lazy dataset of output rows for `items` (a table of `VideoRef` fields and `REDO`,
-    `pipeline.run.work_table`); nothing runs until it is consumed."""
+    """The lazy dataset of output rows for the plan's `pages` (`(uri, videos)`, written by
+    `pipeline.work_plan.write_work_plan`); nothing runs until it is consumed."""
     import ray
 
-    blocks = num_blocks(items.num_rows)
-    size = -(-items.num_rows // blocks)
-    ds = ray.data.from_arrow([items.slice(i, size) for i in range(0, items.num_rows, size)])
+    ds = ray.data.from_arrow(plan_blocks(pages))
     # Finite retries everywhere (Ray Data's default is to retry forever): a task whose worker
     # died is retried `decode.max_retries` times, a dead annotation actor restarted at most
     # ANNOTATE_MAX_RESTARTS times; a video's own decode failures never reach Ray (isolation).
     ds = ds.flat_map(
-        decode_row,
-        fn_kwargs={"settings": decode},
+        decode_piece,
+        fn_kwargs={"settings": decode, "plan_options": plan_options},
         num_cpus=decode_cpus,
         max_retries=decode.limits.max_retries,
     )

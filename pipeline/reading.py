@@ -13,12 +13,17 @@ Commit layout (written by `pipeline.sink`, trusted here):
                                                          ends: its live attempts, the retired
                                                          ones, every live file, counts, config
     `<output>/_runs/R/_lease/NNNNNNNN.json`              writer lease (never read here)
+    `<output>/_runs/R/<attempt>/plan/page-NNNNNN.parquet` the attempt's work, read by its
+                                                         decode tasks (`pipeline.work_plan`),
+                                                         removed with its run record
     A file is committed iff a visible record names it; files nobody names are invisible.
 
 `snapshot(output, options) -> Snapshot`        the committed state: visible files and records
 `committed_files(output, options) -> list[str]` visible data files (URIs as written)
 `iter_latest(output, options, columns=None) -> Iterator[pa.RecordBatch]`   the `clips` view
 `read_latest(output, options, columns=None) -> pa.Table`                   same, collected
+`fold_latest(output, fold, options, columns=None)`  `fold` over `iter_latest`, restarted if a
+                                               file vanished (nightly's index of what is done)
 `iter_all(output, options) -> Iterator[pa.RecordBatch]`    the `clips_all` view (history)
 `read_all(output, options) -> pa.Table`
 `runs_table(output, options) -> pa.Table`      the `runs` view: one row per visible commit
@@ -68,9 +73,9 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -83,9 +88,11 @@ from .storage import StorageOptions, filesystem, is_remote, join, strip_scheme
 RUNS_DIR = "_runs"
 CLIPS_DIR = "clips"
 LEASE_DIR = "_lease"
+PLAN_DIR = "plan"
 CHUNK_PREFIX = "chunk-"
 KEY_COLUMNS = ("video_uri", "clip_index", "fingerprint", "created_at", "run_id")
 _RESTARTS = 3
+T = TypeVar("T")
 
 
 def absolute_output(output: str) -> str:
@@ -288,6 +295,23 @@ def _collect(make, restarts: int = _RESTARTS) -> list[pa.RecordBatch]:
             if attempt == restarts:
                 raise
     return []
+
+
+def fold_latest(
+    output: str,
+    fold: Callable[[Iterator[pa.RecordBatch]], T],
+    options: StorageOptions | None = None,
+    columns: Sequence[str] | None = None,
+) -> T:
+    """`fold(iter_latest(...))`, started over from a fresh snapshot if a file vanished: for a
+    reader that keeps less than the rows (nightly's index of what is done)."""
+    for attempt in range(_RESTARTS + 1):
+        try:
+            return fold(_iter_latest_once(output, options, columns))
+        except _Vanished:
+            if attempt == _RESTARTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def read_latest(

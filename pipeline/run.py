@@ -15,24 +15,26 @@ Modes (`RunMode`):
 
 from __future__ import annotations
 
+import io
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from .annotate import AnnotateSettings, fingerprint, model_key, settings_key, work_key
+from .annotate import AnnotateSettings, fingerprint, model_key, settings_key
 from .checkpoint_info import describe_checkpoint, resolve_model_source
 from .config import RunConfig
 from .decode import DecodeSettings, error_row
-from .ray_data import REDO, build_dataset, cluster_has_gpus, iter_write_results
-from .reading import read_latest, work_key_of
+from .ray_data import build_dataset, cluster_has_gpus, iter_write_results
+from .reading import fold_latest
 from .records import VideoRef
-from .schema import STATUS_OK, rows_to_table
+from .schema import rows_to_table
 from .sink import (
     VIDEO_ROWS,
     ChunkTracker,
@@ -41,9 +43,16 @@ from .sink import (
     new_attempt_id,
     write_part,
 )
-from .sources import list_videos
-
-RunMode = Literal["all", "incremental", "retry"]
+from .sources import iter_videos
+from .storage import StorageOptions, read_bytes
+from .work_plan import (
+    DoneIndex,
+    RunMode,
+    WorkPlan,
+    plan_folder,
+    read_page,
+    write_work_plan,
+)
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -123,61 +132,16 @@ def stage_settings(config: RunConfig, run_id: str) -> tuple[DecodeSettings, Anno
     return decode, annotate
 
 
-# -- what to do (pure) ---------------------------------------------------------------------
+# -- what is done ------------------------------------------------------------------------
+
+DONE_COLUMNS = ["video_uri", "clip_index", "fingerprint", "status"]
 
 
-@dataclass
-class VideoState:
-    """A video's latest committed rows, as the reading path gives them."""
-
-    work: str
-    failed: set[int] = field(default_factory=set)
-    """clip indices whose latest row is an error (-1: the whole video)."""
-
-
-def latest_states(latest: pa.Table) -> dict[str, VideoState]:
-    """`video_uri -> VideoState` from the `clips` view's key columns."""
-    states: dict[str, VideoState] = {}
-    columns = [latest[c].to_pylist() for c in ("video_uri", "clip_index", "fingerprint", "status")]
-    for uri, clip, fp, status in zip(*columns, strict=True):
-        state = states.setdefault(uri, VideoState(work_key_of(fp)))
-        if status != STATUS_OK:
-            state.failed.add(int(clip))
-    return states
-
-
-def plan_work(
-    refs: Iterable[VideoRef], states: dict[str, VideoState], settings_hash: str, mode: RunMode
-) -> tuple[list[tuple[VideoRef, str]], int]:
-    """The videos to process, each with the clip indices to redo (`""`: all of them), and
-    how many listed videos were skipped."""
-    work, skipped = [], 0
-    for ref in refs:
-        state = states.get(ref.uri)
-        key = work_key(ref.uri, ref.size, ref.version, settings_hash)
-        redo = ""
-        if mode == "incremental" and state is not None and state.work == key:
-            skipped += 1
-            continue
-        if mode == "retry":
-            if state is None or not state.failed:
-                skipped += 1
-                continue
-            if state.work == key and -1 not in state.failed:
-                redo = ",".join(str(i) for i in sorted(state.failed))
-        work.append((ref, redo))
-    return work, skipped
-
-
-def work_table(work: list[tuple[VideoRef, str]]) -> pa.Table:
-    """The dataset's input rows as one compact Arrow table (not a Python dict per video)."""
-    names = list(VideoRef.__dataclass_fields__)
-    columns = {name: [getattr(ref, name) for ref, _ in work] for name in names}
-    columns[REDO] = [redo for _, redo in work]
-    types = {"size": pa.int64(), "offset": pa.int64()}
-    return pa.table(
-        {name: pa.array(values, types.get(name, pa.string())) for name, values in columns.items()}
-    )
+def done_index(output: str, options: StorageOptions, mode: RunMode) -> DoneIndex:
+    """What a `mode` run skips or redoes, from the committed output (nothing for `all`)."""
+    if mode == "all":
+        return DoneIndex()
+    return fold_latest(output, DoneIndex.from_latest, options, DONE_COLUMNS)
 
 
 def _lost_rows(refs: list[VideoRef], settings: AnnotateSettings, settings_hash: str) -> pa.Table:
@@ -212,18 +176,6 @@ def run_pipeline(
     options = config.storage.options()
     decode, annotate = stage_settings(config, run_id)
     settings_hash = settings_key(annotate)
-    refs = list_videos(config.input, options)
-    states: dict[str, VideoState] = {}
-    if mode != "all":
-        keys = ["video_uri", "clip_index", "fingerprint", "status"]
-        states = latest_states(read_latest(config.output, options, columns=keys))
-    work, skipped = plan_work(refs, states, settings_hash, mode)
-    queued = {ref.uri for ref, _ in work}
-    del states
-    progress = RunProgress(listed=len(refs), skipped=skipped, queued=len(work))
-    report = on_progress or (lambda _progress: None)
-    report(progress)
-
     commit = config.commit
     committer = RunCommitter(
         config.output, run_id, new_attempt_id(), run_date, options,
@@ -231,22 +183,22 @@ def run_pipeline(
         grace_s=commit.grace_s, lease_ttl_s=commit.lease_ttl_s,
     )  # fmt: skip
     committer.begin()
+    progress = RunProgress()
+    report = on_progress or (lambda _progress: None)
     tracker = ChunkTracker(commit.chunk_videos, commit.chunk_seconds)
     counts: Counter = Counter()
     gpus = config.resources.gpus_per_actor
     try:
-        if work:
+        plan = _plan(config, committer, settings_hash, mode, progress, report)
+        if plan.queued:
             if gpus is None:
                 gpus = 1.0 if cluster_has_gpus() else 0.0
-            items = work_table(work)
-            work = []  # the table (and then the object store) holds them now
             ds = build_dataset(
-                items, decode, annotate,
+                plan.pages, options, decode, annotate,
                 batch_size=config.model.batch_size, decode_cpus=config.resources.decode_cpus,
                 actors=config.resources.annotate_actors,
                 cpus_per_actor=config.resources.cpus_per_actor, gpus_per_actor=gpus,
             )  # fmt: skip
-            del items
             rows_per_file = config.output_options.rows_per_file
             for result in iter_write_results(ds, committer.target, rows_per_file):
                 tracker.add(result)
@@ -256,24 +208,25 @@ def run_pipeline(
                 if tracker.due():
                     _commit(committer, tracker.take(), progress)
                 report(progress)
-        seen = tracker.completed | set(tracker.incomplete_videos)
-        lost = [ref for ref in refs if ref.uri in queued and ref.uri not in seen]
-        if lost:
-            result = write_part(_lost_rows(lost, annotate, settings_hash), committer.target)
-            tracker.add(result)
-            counts.update(result["counts"])
+        seen = tracker.completed_videos + len(tracker.incomplete_videos)
         chunk = tracker.take(force=True)
         if chunk is not None:
             _commit(committer, chunk, progress)
+        if seen < plan.queued:
+            lost = _lost(plan, committer.files, options)
+            result = write_part(_lost_rows(lost, annotate, settings_hash), committer.target)
+            counts.update(result["counts"])
+            tracker.add(result)
+            _commit(committer, tracker.take(force=True), progress)
         progress.written, progress.counts = tracker.completed_videos, dict(counts)
         report(progress)
         seconds = time.perf_counter() - started
         details: dict[str, Any] = {
             "config": config.model_dump(mode="json"),
             "mode": mode,
-            "videos": len(refs),
-            "skipped": skipped,
-            "processed": len(queued),
+            "videos": plan.listed,
+            "skipped": plan.skipped,
+            "processed": plan.queued,
             "seconds": round(seconds, 3),
             "gpus_per_actor": gpus,
             "settings_key": settings_hash,
@@ -297,10 +250,48 @@ def run_pipeline(
         committer.abandon()
         raise
     return RunSummary(
-        run_id, config.output, record, len(refs), dict(counts), seconds, committer.files,
-        skipped=skipped, processed=len(queued), chunks=committer.chunks,
+        run_id, config.output, record, plan.listed, dict(counts), seconds, committer.files,
+        skipped=plan.skipped, processed=plan.queued, chunks=committer.chunks,
         attempt=committer.attempt, mode=mode,
     )  # fmt: skip
+
+
+def _plan(
+    config: RunConfig,
+    committer: RunCommitter,
+    settings_hash: str,
+    mode: RunMode,
+    progress: RunProgress,
+    report: Callable[[RunProgress], None],
+) -> WorkPlan:
+    """List the input as a stream and write this attempt's work plan, page by page."""
+    options = config.storage.options()
+    index = done_index(config.output, options, mode)
+
+    def on_page(plan: WorkPlan) -> None:
+        progress.listed, progress.skipped, progress.queued = plan.listed, plan.skipped, plan.queued
+        report(progress)
+
+    folder = plan_folder(committer.output, committer.run_id, committer.attempt)
+    refs = iter_videos(config.input, options)
+    plan = write_work_plan(refs, index, settings_hash, mode, folder, options, on_page)
+    on_page(plan)
+    return plan
+
+
+def _lost(plan: WorkPlan, files: list[str], options: StorageOptions) -> list[VideoRef]:
+    """Planned videos with no row in this attempt's files. Only reached when the counts say
+    some are missing, so the set of written uris is built only then."""
+    written: set[str] = set()
+    for uri in files:
+        table = pq.read_table(io.BytesIO(read_bytes(uri, options)), columns=["video_uri"])
+        written.update(table["video_uri"].to_pylist())
+    return [
+        VideoRef.from_row(row)
+        for page, rows in plan.pages
+        for row in read_page(page, 0, rows, options)
+        if row["uri"] not in written
+    ]
 
 
 def _write_failure(err: BaseException) -> str | None:

@@ -46,6 +46,7 @@ from .reading import (
     CHUNK_PREFIX,
     CLIPS_DIR,
     LEASE_DIR,
+    PLAN_DIR,
     RUNS_DIR,
     absolute_output,
     chunk_record_uri,
@@ -211,8 +212,9 @@ class ChunkTracker:
         self._file_results: dict[str, dict[str, Any]] = {}
         self._ready_files: list[str] = []
         self._ready_videos: list[str] = []
-        self.completed: set[str] = set()
-        """Every video completed so far (its rows all written)."""
+        self.completed = 0
+        """Videos completed so far (their rows all written): a count, so the driver holds
+        nothing per video once its chunk is cut."""
 
     def add(self, result: dict[str, Any]) -> None:
         file = result["file"]
@@ -232,7 +234,7 @@ class ChunkTracker:
 
     def _complete(self, uri: str) -> None:
         self._open_videos.pop(uri)
-        self.completed.add(uri)
+        self.completed += 1
         for file in self._video_files[uri]:
             self._file_waits[file] -= 1
 
@@ -292,7 +294,7 @@ class ChunkTracker:
 
     @property
     def completed_videos(self) -> int:
-        return len(self.completed)
+        return self.completed
 
     @property
     def incomplete_videos(self) -> list[str]:
@@ -485,6 +487,7 @@ class RunCommitter:
         self.fs = filesystem(self.output, self.options)
         self.remote = is_remote(self.output)
         self.lease = RunLease(self.output, self.run_id, self.options, self.lease_ttl_s)
+        self._plans: set[str] = set()  # work plan folders of this run id's attempts
 
     @property
     def target(self) -> PartTarget:
@@ -536,6 +539,8 @@ class RunCommitter:
         found: dict[str, list[dict[str, Any]]] = {}
         for path in sorted(paths):
             parts = posixpath.relpath(path, base).split("/")
+            if len(parts) == 3 and parts[1] == PLAN_DIR:
+                self._plans.add(posixpath.join(base, parts[0], PLAN_DIR))
             if len(parts) != 2 or not parts[1].startswith(CHUNK_PREFIX) or ".tmp" in parts[1]:
                 continue
             try:
@@ -613,6 +618,8 @@ class RunCommitter:
                 f"{err}; its {self.chunks} committed chunks are kept and a re-run resumes"
             ) from err
         self._clean(record, set(files))
+        for folder in sorted(self._plans):  # only their own attempt reads them, and it ended
+            self._rm_quiet(folder, recursive=True)
         self.lease.release()
         return uri
 
@@ -662,9 +669,9 @@ class RunCommitter:
             if modified is not None and modified <= cutoff:
                 self._rm_quiet(name)
 
-    def _rm_quiet(self, path: str) -> None:
+    def _rm_quiet(self, path: str, *, recursive: bool = False) -> None:
         with contextlib.suppress(FileNotFoundError):
-            self.fs.rm(path)
+            self.fs.rm(path, recursive=recursive)
 
     def abandon(self) -> None:
         """Stop renewing the lease after a failure; the next attempt takes it over."""

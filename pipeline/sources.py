@@ -31,12 +31,15 @@ because offsets into a compressed stream cannot be read with a range request.
 from __future__ import annotations
 
 import glob as globlib
+import hashlib
+import itertools
 import json
 import os
 import posixpath
+import re
 import tarfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -47,6 +50,7 @@ from pipeline.storage import (
     StorageOptions,
     filesystem,
     is_remote,
+    s3_client,
     strip_scheme,
 )
 
@@ -68,10 +72,35 @@ INVALID_PREFIX = "invalid:"
 _MEMBER_SEP = "#"
 _TAR_HEADER_BLOCK = 2**16  # S3 read-ahead while walking headers: small, so member data is skipped
 _STAT_WORKERS = 16  # manifest entries are stat'ed concurrently: one HEAD each on S3
+_ENTRY_PAGE = 1024  # manifest entries expanded at a time (bounds what a listing holds)
 
 
 class SourceError(RuntimeError):
     """An input that cannot be listed or read; the message names the URI, never credentials."""
+
+
+def iter_videos(
+    input_uri: str,
+    options: StorageOptions | None = None,
+    extensions: Sequence[str] = VIDEO_EXTENSIONS,
+) -> Iterator[VideoRef]:
+    """Every video `input_uri` names, once each, streamed in listing order.
+
+    Nothing is held whole: S3 prefixes are read page by page (1,000 keys a request), folders
+    walked as they go, manifests read line by line (Parquet: batch by batch) and expanded a
+    page of entries at a time. Only manifests and globs can name a video twice; for those a
+    16-byte digest per video listed so far is kept to drop repeats (about 75 bytes a video,
+    against some 2 KB for a held `VideoRef`).
+    """
+    lister = _Lister(options, extensions)
+    uri = _normalize(input_uri)
+    if "*" in uri:
+        yield from _once_each(_readable_ref(ref) for ref in lister.iter_glob(uri))
+        return
+    refs = (_readable_ref(ref) for ref in lister.iter_input(uri))
+    if _split_member(uri) is None and _suffix(uri) in MANIFEST_EXTENSIONS:
+        refs = _once_each(refs)
+    yield from refs
 
 
 def list_videos(
@@ -79,11 +108,9 @@ def list_videos(
     options: StorageOptions | None = None,
     extensions: Sequence[str] = VIDEO_EXTENSIONS,
 ) -> list[VideoRef]:
-    """Every video `input_uri` names, once each, sorted by uri so runs are reproducible."""
-    lister = _Lister(options, extensions)
-    uri = _normalize(input_uri)
-    refs = lister.expand_glob(uri) if "*" in uri else lister.expand_input(uri)
-    return _dedupe_sorted(_readable_ref(ref) for ref in refs)
+    """`iter_videos` collected and sorted by uri, for callers that want the whole list (a
+    sample to plan from, tests). Runs stream the listing instead (`pipeline.work_plan`)."""
+    return sorted(iter_videos(input_uri, options, extensions), key=lambda ref: ref.uri)
 
 
 def listing_error(ref: VideoRef) -> str | None:
@@ -122,6 +149,7 @@ class _Lister:
             e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions
         )
         self._fs: dict[bool, Any] = {}
+        self._s3: Any = None
         self._shards: dict[str, dict[str, VideoRef]] = {}
         self._shard_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -158,64 +186,74 @@ class _Lister:
 
     # -- what an input URI names ------------------------------------------------------------
 
-    def expand_input(self, uri: str) -> list[VideoRef]:
+    def iter_input(self, uri: str) -> Iterator[VideoRef]:
         member = _split_member(uri)
         if member is not None:
             found = self.shard_member(*member)
             if found is None:
                 raise SourceError(f"input not found: {uri}")
-            return [found]
+            yield found
+            return
         stat = self.stat(uri)
         if stat is None:
             raise SourceError(f"input not found: {uri}")
-        if stat["type"] == "directory":
-            return self.walk(uri)
         suffix = _suffix(uri)
-        if suffix in MANIFEST_EXTENSIONS:
-            return self.expand_manifest(uri)
-        if suffix in SHARD_EXTENSIONS:
-            return self.list_shard(uri, stat)
-        if suffix in self.extensions:
-            return [VideoRef(uri=uri, size=stat["size"], version=stat["version"])]
-        raise SourceError(
-            f"unsupported input: {uri} (expected a directory, prefix, glob, video, .tar shard, "
-            "or a .parquet/.jsonl/.txt manifest)"
-        )
+        if stat["type"] == "directory":
+            yield from self.walk(uri)
+        elif suffix in MANIFEST_EXTENSIONS:
+            yield from self.expand_manifest(uri)
+        elif suffix in SHARD_EXTENSIONS:
+            yield from self.list_shard(uri, stat)
+        elif suffix in self.extensions:
+            yield VideoRef(uri=uri, size=stat["size"], version=stat["version"])
+        else:
+            raise SourceError(
+                f"unsupported input: {uri} (expected a directory, prefix, glob, video, .tar "
+                "shard, or a .parquet/.jsonl/.txt manifest)"
+            )
 
-    def expand_glob(self, pattern: str) -> list[VideoRef]:
+    def iter_glob(self, pattern: str) -> Iterator[VideoRef]:
         """Matches are taken like a directory's contents: directories, videos and shards."""
-        refs: list[VideoRef] = []
-        matches = self.glob(pattern)
-        if not matches:
-            raise SourceError(f"input not found: no match for {pattern}")
-        for uri, stat in sorted(matches.items()):
-            if stat["type"] == "directory":
-                refs.extend(self.walk(uri))
-            else:
-                refs.extend(self.listed_file(uri, stat["size"], stat["version"]))
-        return refs
-
-    def glob(self, pattern: str) -> dict[str, dict[str, Any]]:
+        matched = False
         if is_remote(pattern):
-            found = self.fs(pattern).glob(strip_scheme(pattern), detail=True)
-            return {f"s3://{p}": self.stat_from_info(f"s3://{p}", i) for p, i in found.items()}
-        stats = {os.path.abspath(p): self.stat(p) for p in globlib.glob(pattern, recursive=True)}
-        return {uri: stat for uri, stat in stats.items() if stat is not None}
+            for file_uri, size, version in self.remote_glob(pattern):
+                matched = True
+                yield from self.listed_file(file_uri, size, version)
+        else:
+            for path in globlib.iglob(pattern, recursive=True):
+                stat = self.stat(path)
+                if stat is None:
+                    continue
+                matched = True
+                uri = os.path.abspath(path)
+                if stat["type"] == "directory":
+                    yield from self.walk(uri)
+                else:
+                    yield from self.listed_file(uri, stat["size"], stat["version"])
+        if not matched:
+            raise SourceError(f"input not found: no match for {pattern}")
 
-    def walk(self, uri: str) -> list[VideoRef]:
-        """Every video and shard under a directory or prefix."""
-        refs: list[VideoRef] = []
+    def remote_glob(self, pattern: str) -> Iterator[tuple[str, int, str]]:
+        """Objects a glob names, from one paged listing under its literal prefix: keys that
+        match, and keys inside a "folder" that matches."""
+        bucket, _, key_pattern = strip_scheme(pattern).partition("/")
+        literal = re.split(r"[*?\[]", key_pattern, maxsplit=1)[0]
+        matches = _glob_regex(key_pattern).match
+        for file_uri, size, version in self.s3_objects(bucket, literal.rpartition("/")[0]):
+            key = file_uri[len(f"s3://{bucket}/") :]
+            folders = itertools.accumulate(key.split("/")[:-1], lambda a, b: f"{a}/{b}")
+            if matches(key) or any(matches(folder) for folder in folders):
+                yield file_uri, size, version
+
+    def walk(self, uri: str) -> Iterator[VideoRef]:
+        """Every video and shard under a directory or prefix, as the listing goes."""
         for file_uri, size, version in self.files_under(uri):
-            refs.extend(self.listed_file(file_uri, size, version))
-        return refs
+            yield from self.listed_file(file_uri, size, version)
 
-    def files_under(self, uri: str) -> Iterable[tuple[str, int, str]]:
+    def files_under(self, uri: str) -> Iterator[tuple[str, int, str]]:
         if is_remote(uri):
-            found = self.fs(uri).find(strip_scheme(uri), detail=True, withdirs=False)
-            for path, info in found.items():
-                if info.get("type") != "directory":
-                    file_uri = f"s3://{path}"
-                    yield file_uri, int(info["size"]), self.version(file_uri, info)
+            bucket, _, key = strip_scheme(uri).partition("/")
+            yield from self.s3_objects(bucket, key.rstrip("/"))
             return
         seen: set[tuple[int, int]] = set()
         for root, dirs, files in os.walk(uri, followlinks=True):
@@ -229,13 +267,37 @@ class _Lister:
                 continue
             seen.add((folder.st_dev, folder.st_ino))
             dirs.sort()
-            for name in files:
+            for name in sorted(files):
                 path = os.path.join(root, name)
                 try:
                     st = os.stat(path)
                 except FileNotFoundError:
                     continue  # dangling symlink, or removed mid-walk
                 yield path, st.st_size, str(st.st_mtime_ns)
+
+    def s3_objects(self, bucket: str, folder: str) -> Iterator[tuple[str, int, str]]:
+        """`(uri, size, ETag)` of every object under `folder/` (the bucket when empty), page
+        by page: one ListObjectsV2 request per 1,000 keys, retried like every S3 call."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        prefix = f"{folder}/" if folder else ""
+        pages = self.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        try:
+            for page in pages:
+                for item in page.get("Contents", []):
+                    if not item["Key"].endswith("/"):  # "folder" marker objects
+                        etag = str(item.get("ETag", "")).strip('"')
+                        yield f"s3://{bucket}/{item['Key']}", int(item["Size"]), etag
+        except (BotoCoreError, ClientError) as exc:
+            raise SourceError(
+                f"cannot list s3://{bucket}/{prefix}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def s3(self) -> Any:
+        with self._fs_lock:
+            if self._s3 is None:
+                self._s3 = s3_client(self.options)
+        return self._s3
 
     def listed_file(self, uri: str, size: int, version: str) -> list[VideoRef]:
         """A file met while walking: a video, a shard to expand, or not ours."""
@@ -295,17 +357,22 @@ class _Lister:
 
     # -- manifests ----------------------------------------------------------------------------
 
-    def expand_manifest(self, manifest_uri: str) -> list[VideoRef]:
-        resolved = [
-            _resolve_entry(e, manifest_uri) for e in self.read_manifest_entries(manifest_uri)
-        ]
-        refused = [entry for entry in resolved if isinstance(entry, Refused)]
-        entries = _unique(entry for entry in resolved if isinstance(entry, str))
+    def expand_manifest(self, manifest_uri: str) -> Iterator[VideoRef]:
+        """Entries in manifest order, a page at a time: each page's entries are stat'ed
+        concurrently (one HEAD each on S3), then the next page is read."""
+        listed = self.read_manifest_entries(manifest_uri)
+        entries = (_resolve_entry(entry, manifest_uri) for entry in listed)
         with ThreadPoolExecutor(max_workers=_STAT_WORKERS) as pool:
-            groups = list(pool.map(self.expand_entry, entries))
-        return [ref for group in groups for ref in group] + [r.ref() for r in refused]
+            for page in _pages(entries, _ENTRY_PAGE):
+                for group in pool.map(self.expand_resolved, page):
+                    yield from group
 
-    def expand_entry(self, uri: str) -> list[VideoRef]:
+    def expand_resolved(self, entry: Entry) -> Iterable[VideoRef]:
+        """One entry, stat'ed here (in the pool); a folder's walk is returned unstarted and
+        runs as the listing reaches it."""
+        return [entry.ref()] if isinstance(entry, Refused) else self.expand_entry(entry)
+
+    def expand_entry(self, uri: str) -> Iterable[VideoRef]:
         """One manifest entry; missing entries stay in the list so they get an error row."""
         member = _split_member(uri)
         if member is not None:
@@ -333,16 +400,19 @@ class _Lister:
                 self._shards[shard_uri] = {r.member: r for r in refs if r.member is not None}
         return self._shards[shard_uri].get(member)
 
-    def read_manifest_entries(self, manifest_uri: str) -> list[Entry]:
+    def read_manifest_entries(self, manifest_uri: str) -> Iterator[Entry]:
+        """The manifest's entries as it is read (never the whole text or table at once)."""
         suffix = _suffix(manifest_uri)
         with self.fs(manifest_uri).open(strip_scheme(manifest_uri), "rb") as fh:
             if suffix == ".parquet":
-                return _parquet_entries(fh, manifest_uri)
-            # Local file names need not be UTF-8: keep their bytes (surrogateescape).
-            text = fh.read().decode("utf-8", errors="surrogateescape")
-        if suffix in JSONL_MANIFEST_EXTENSIONS:
-            return _jsonl_entries(text, manifest_uri)
-        return _text_entries(text)
+                yield from _parquet_entries(fh, manifest_uri)
+            else:
+                # Local file names need not be UTF-8: keep their bytes (surrogateescape).
+                lines = (raw.decode("utf-8", errors="surrogateescape") for raw in fh)
+                if suffix in JSONL_MANIFEST_EXTENSIONS:
+                    yield from _jsonl_entries(lines, manifest_uri)
+                else:
+                    yield from _text_entries(lines)
 
 
 @dataclass(frozen=True)
@@ -375,8 +445,9 @@ def _no_uri(manifest_uri: str, where: str) -> Refused:
     )
 
 
-def _parquet_entries(fh: Any, manifest_uri: str) -> list[Entry]:
-    """Per row, the first column with a value (as JSONL does); a row with none is refused."""
+def _parquet_entries(fh: Any, manifest_uri: str) -> Iterator[Entry]:
+    """Per row, the first column with a value (as JSONL does); a row with none is refused.
+    Read a batch at a time."""
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(fh)
@@ -385,16 +456,14 @@ def _parquet_entries(fh: Any, manifest_uri: str) -> list[Entry]:
         raise SourceError(
             f"manifest {manifest_uri} has none of the columns {list(MANIFEST_COLUMNS)}"
         )
-    entries: list[Entry] = []
-    for row_no, row in enumerate(parquet.read(columns=columns).to_pylist(), start=1):
+    rows = (row for batch in parquet.iter_batches(columns=columns) for row in batch.to_pylist())
+    for row_no, row in enumerate(rows, start=1):
         value = _first_value(row)
-        entries.append(value if value is not None else _no_uri(manifest_uri, f"row {row_no}"))
-    return entries
+        yield value if value is not None else _no_uri(manifest_uri, f"row {row_no}")
 
 
-def _jsonl_entries(text: str, manifest_uri: str) -> list[Entry]:
-    entries: list[Entry] = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
+def _jsonl_entries(lines: Iterable[str], manifest_uri: str) -> Iterator[Entry]:
+    for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"line {line_no}"
@@ -402,17 +471,18 @@ def _jsonl_entries(text: str, manifest_uri: str) -> list[Entry]:
             row = json.loads(line.encode("utf-8", errors="surrogateescape").decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             label = f"{manifest_uri}#{where.replace(' ', '-')}"
-            entries.append(Refused(label, f"manifest {manifest_uri} {where}: invalid JSON ({exc})"))
+            yield Refused(label, f"manifest {manifest_uri} {where}: invalid JSON ({exc})")
             continue
         value = _first_value(row) if isinstance(row, dict) else None
-        entries.append(value if value is not None else _no_uri(manifest_uri, where))
-    return entries
+        yield value if value is not None else _no_uri(manifest_uri, where)
 
 
-def _text_entries(text: str) -> list[Entry]:
+def _text_entries(lines: Iterable[str]) -> Iterator[Entry]:
     """One URI per line; only whole lines starting with `#` are comments (`#` marks members)."""
-    lines = (line.strip() for line in text.splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
+    for line in lines:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            yield line
 
 
 def _resolve_entry(entry: Entry, manifest_uri: str) -> Entry:
@@ -510,10 +580,48 @@ def _missing(uri: str) -> VideoRef:
     return VideoRef(uri=uri, size=-1, version=MISSING_VERSION)
 
 
-def _unique(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(items))
+def _pages(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while page := list(itertools.islice(iterator, size)):
+        yield page
 
 
-def _dedupe_sorted(refs: Iterable[VideoRef]) -> list[VideoRef]:
-    by_uri = {ref.uri: ref for ref in refs}
-    return [by_uri[uri] for uri in sorted(by_uri)]
+def _once_each(refs: Iterable[VideoRef]) -> Iterator[VideoRef]:
+    """`refs` without repeats of a uri (the first one listed wins), remembering a 16-byte
+    digest per uri rather than the uri."""
+    seen: set[bytes] = set()
+    for ref in refs:
+        digest = hashlib.blake2b(ref.uri.encode("utf-8"), digest_size=16).digest()
+        if digest not in seen:
+            seen.add(digest)
+            yield ref
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A key glob as a regex, with fsspec's meaning: `*` and `?` stay within a folder,
+    `**` crosses folders (`**/` also matches no folder), `[...]` is a character class."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 2 :]:
+            close = pattern.index("]", i + 2)
+            body = pattern[i + 1 : close]
+            negate = body[:1] in ("!", "^")
+            body = body[1:] if negate else body
+            out.append("[" + ("^" if negate else "") + body.replace("\\", "\\\\") + "]")
+            i = close + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")

@@ -39,6 +39,23 @@ def filesystem(uri: str, options: StorageOptions | None = None) -> Any:
     return s3_filesystem(options.endpoint_url, options.region)
 
 
+def s3_client(options: StorageOptions | None = None) -> Any:
+    """A boto3 S3 client with the same endpoint, credentials chain and retries as
+    `filesystem`, for what s3fs cannot stream (a prefix listing page by page)."""
+    import boto3
+    from botocore.config import Config
+
+    from model.remote import S3_CLIENT_CONFIG
+
+    options = options or StorageOptions()
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=options.endpoint_url,
+        region_name=options.region,
+        config=Config(**S3_CLIENT_CONFIG),
+    )
+
+
 def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
 

@@ -16,8 +16,6 @@ from pipeline.annotate import prompt_id
 from pipeline.config import build_config
 from pipeline.ray_data import select_redo
 from pipeline.reading import read_all, read_latest
-from pipeline.records import VideoRef
-from pipeline.run import VideoState, plan_work, work_table
 from pipeline.sink import CommitError, RunLease, RunLocked
 
 pytestmark = pytest.mark.slow
@@ -155,27 +153,6 @@ def test_job_entry_point_says_what_it_did(ray_session, videos, tmp_path, capsys)
     assert "nothing to do" in second
     record = json.loads((out / "_runs" / "nightly-2026-03-04.json").read_text())
     assert record["rows"] == 3 and len(record["attempts"]) == 2
-
-
-def test_plan_work_rules():
-    refs = [VideoRef(f"v{i}", 10, "e") for i in range(4)]
-    from pipeline.annotate import work_key
-
-    key = {r.uri: work_key(r.uri, r.size, r.version, "S") for r in refs}
-    states = {
-        "v0": VideoState(key["v0"]),  # done
-        "v1": VideoState(key["v1"], {2}),  # one failed clip, same settings
-        "v2": VideoState("other", {1}),  # failed under other settings
-        # v3 never seen
-    }
-    work, skipped = plan_work(refs, states, "S", "incremental")
-    assert [(ref.uri, redo) for ref, redo in work] == [("v2", ""), ("v3", "")] and skipped == 2
-    work, skipped = plan_work(refs, states, "S", "retry")
-    assert [(ref.uri, redo) for ref, redo in work] == [("v1", "2"), ("v2", "")] and skipped == 2
-    work, _ = plan_work(refs, states, "S", "all")
-    assert len(work) == 4
-    table = work_table(work)
-    assert table.num_rows == 4 and VideoRef.from_row(table.to_pylist()[1]) == refs[1]
 
 
 def test_select_redo():
