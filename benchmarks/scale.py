@@ -64,6 +64,7 @@ def one_size(videos: int, workdir: Path) -> dict:
         "s_per_video_ms": round(1000 * seconds / videos, 3),
         "driver_peak_rss_mib": round(rss_peak / 1024, 1),
         "driver_rss_after_init_mib": round(rss_before / 1024, 1),
+        "driver_growth_mib": round((rss_peak - rss_before) / 1024, 1),
         "rows_committed": rows.num_rows,
         "error_rows": sum(1 for s in rows["status"].to_pylist() if s != "ok"),
         "chunks": summary.chunks,
@@ -97,8 +98,11 @@ def main() -> None:
     for result in results[1:]:
         rss = result["driver_peak_rss_mib"] / base["driver_peak_rss_mib"]
         per_video = result["s_per_video_ms"] / base["s_per_video_ms"]
+        growth = result["driver_growth_mib"] - base["driver_growth_mib"]
+        extra = result["videos"] - base["videos"]
         print(
-            f"{result['videos']} vs {base['videos']} videos: driver peak RSS x{rss:.2f}, "
+            f"{result['videos']} vs {base['videos']} videos: driver peak RSS x{rss:.2f} "
+            f"({1024 * 1024 * growth / extra:+.0f} bytes per extra video), "
             f"time per video x{per_video:.2f}, rows committed {result['rows_committed']}"
         )
 

@@ -15,7 +15,6 @@ Modes (`RunMode`):
 
 from __future__ import annotations
 
-import io
 import secrets
 import time
 from collections import Counter
@@ -25,7 +24,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .annotate import AnnotateSettings, fingerprint, model_key, settings_key
 from .checkpoint_info import describe_checkpoint, resolve_model_source
@@ -44,13 +42,13 @@ from .sink import (
     write_part,
 )
 from .sources import iter_videos
-from .storage import StorageOptions, read_bytes
+from .storage import StorageOptions
 from .work_plan import (
     DoneIndex,
     RunMode,
     WorkPlan,
     plan_folder,
-    read_page,
+    unwritten_videos,
     write_work_plan,
 )
 
@@ -213,7 +211,7 @@ def run_pipeline(
         if chunk is not None:
             _commit(committer, chunk, progress)
         if seen < plan.queued:
-            lost = _lost(plan, committer.files, options)
+            lost = unwritten_videos(plan, committer.files, options)
             result = write_part(_lost_rows(lost, annotate, settings_hash), committer.target)
             counts.update(result["counts"])
             tracker.add(result)
@@ -277,21 +275,6 @@ def _plan(
     plan = write_work_plan(refs, index, settings_hash, mode, folder, options, on_page)
     on_page(plan)
     return plan
-
-
-def _lost(plan: WorkPlan, files: list[str], options: StorageOptions) -> list[VideoRef]:
-    """Planned videos with no row in this attempt's files. Only reached when the counts say
-    some are missing, so the set of written uris is built only then."""
-    written: set[str] = set()
-    for uri in files:
-        table = pq.read_table(io.BytesIO(read_bytes(uri, options)), columns=["video_uri"])
-        written.update(table["video_uri"].to_pylist())
-    return [
-        VideoRef.from_row(row)
-        for page, rows in plan.pages
-        for row in read_page(page, 0, rows, options)
-        if row["uri"] not in written
-    ]
 
 
 def _write_failure(err: BaseException) -> str | None:

@@ -187,3 +187,20 @@ def read_page(
     """Rows `start:stop` of a plan page, as work rows (a worker reads its block's pieces)."""
     table = pq.read_table(io.BytesIO(read_bytes(page, options)))
     yield from table.slice(start, stop - start).to_pylist()
+
+
+def unwritten_videos(
+    plan: WorkPlan, files: Iterable[str], options: StorageOptions | None = None
+) -> list[VideoRef]:
+    """Planned videos that have no row in `files` (an attempt's Parquet parts). A run asks
+    only when its counts say some are missing, so this set of uris is built only then."""
+    written: set[str] = set()
+    for uri in files:
+        table = pq.read_table(io.BytesIO(read_bytes(uri, options)), columns=["video_uri"])
+        written.update(table["video_uri"].to_pylist())
+    return [
+        VideoRef.from_row(row)
+        for page, rows in plan.pages
+        for row in read_page(page, 0, rows, options)
+        if row["uri"] not in written
+    ]

@@ -22,6 +22,8 @@ from pipeline.sources import (
     MISSING_VERSION,
     UNREADABLE_TAR_SUFFIX,
     SourceError,
+    _glob_regex,
+    iter_videos,
     list_videos,
     read_video,
 )
@@ -610,6 +612,77 @@ def test_s3_glob(s3_client: Any, bucket: str, s3_options: StorageOptions) -> Non
     assert refs[0].version == _etag(s3_client, bucket, "2024/01/a.mp4")
     months = list_videos(f"s3://{bucket}/2024/*", s3_options)
     assert len(months) == 2 + len(SHARD_VIDEO_MEMBERS)
+
+
+def test_s3_glob_across_folders_and_classes(
+    s3_client: Any, bucket: str, s3_options: StorageOptions
+) -> None:
+    for key in ("a/x.mp4", "a/b/y.mp4", "a/b/c/z.mp4", "a/b/c/z.txt", "q1/w.mp4", "q2/w.mp4"):
+        s3_client.put_object(Bucket=bucket, Key=key, Body=key.encode())
+
+    def names(pattern: str) -> list[str]:
+        refs = list_videos(f"s3://{bucket}/{pattern}", s3_options)
+        return [r.uri.split(f"{bucket}/", 1)[1] for r in refs]
+
+    assert names("a/**/*.mp4") == ["a/b/c/z.mp4", "a/b/y.mp4", "a/x.mp4"]
+    assert names("a/*/y.mp4") == ["a/b/y.mp4"]
+    assert names("q[1]/*") == ["q1/w.mp4"]
+    assert names("q?/*.mp4") == ["q1/w.mp4", "q2/w.mp4"]  # `*` makes a glob; then `?` too
+    with pytest.raises(SourceError, match="no match"):
+        names("zz*/x.mp4")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "yes", "no"),
+    [
+        ("a/*.mp4", ["a/x.mp4", "a/.mp4"], ["a/b/x.mp4", "b/x.mp4", "a/x.mp4.txt"]),
+        ("a/**/x.mp4", ["a/x.mp4", "a/b/x.mp4", "a/b/c/x.mp4"], ["ab/x.mp4", "a/b/y.mp4"]),
+        ("a/**", ["a/x", "a/b/c"], ["b/a"]),
+        ("v?.mp4", ["v1.mp4"], ["v12.mp4", "v/.mp4"]),
+        ("d[0-2]/*", ["d0/x", "d2/y"], ["d3/x", "d/x"]),
+        ("d[!0]/*", ["d1/x"], ["d0/x"]),
+        ("a+b (1).mp4", ["a+b (1).mp4"], ["aab (1).mp4"]),
+    ],
+)
+def test_glob_patterns_mean_what_fsspec_means(pattern: str, yes: list[str], no: list[str]) -> None:
+    regex = _glob_regex(pattern)
+    assert all(regex.match(key) for key in yes), pattern
+    assert not any(regex.match(key) for key in no), pattern
+
+
+def test_s3_prefix_listing_streams_page_by_page(
+    s3_client: Any, bucket: str, s3_options: StorageOptions, monkeypatch
+) -> None:
+    """More keys than one ListObjectsV2 page (1,000): every one listed once, in key order,
+    and the first videos arrive after one page was requested, not the whole listing."""
+    import pipeline.sources as sources
+
+    keys = [f"in/{i:05d}.mp4" for i in range(2105)]
+    for key in keys:
+        s3_client.put_object(Bucket=bucket, Key=key, Body=b"v")
+    s3_client.put_object(Bucket=bucket, Key="in/notes.txt", Body=b"not a video")
+    pages, real_client = [], sources.s3_client
+
+    def observed_client(options):  # the real client, with a listener on its list requests
+        client = real_client(options)
+        client.meta.events.register("before-call.s3.ListObjectsV2", lambda **_: pages.append(1))
+        return client
+
+    monkeypatch.setattr(sources, "s3_client", observed_client)
+    stream = iter_videos(f"s3://{bucket}/in", s3_options)
+    first = next(stream)
+    assert first.uri == f"s3://{bucket}/in/00000.mp4" and first.size == 1
+    assert len(pages) == 1
+    rest = list(stream)
+    assert len(pages) == 3
+    assert [r.uri for r in [first, *rest]] == [f"s3://{bucket}/{k}" for k in keys]
+
+
+def test_a_manifest_naming_a_video_twice_lists_it_once(tmp_path: Path) -> None:
+    a, b = _write(tmp_path / "a.mp4", b"a"), _write(tmp_path / "b.mp4", b"b")
+    lines = [str(a), str(b), str(a), "./b.mp4", str(a)] * 700  # several entry pages
+    (tmp_path / "m.txt").write_text("\n".join(lines))
+    assert [r.uri for r in iter_videos(str(tmp_path / "m.txt"))] == [str(a), str(b)]
 
 
 def test_nonexistent_inputs_raise_naming_the_uri(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline.annotate import work_key
@@ -13,6 +14,7 @@ from pipeline.work_plan import (
     block_slices,
     decide,
     read_page,
+    unwritten_videos,
     write_work_plan,
 )
 
@@ -126,3 +128,11 @@ def test_a_plan_with_nothing_to_do_writes_no_page(tmp_path):
     plan = write_work_plan(iter(REFS), DoneIndex(), "S", "retry", str(tmp_path / "plan"))
     assert (plan.listed, plan.skipped, plan.queued, plan.pages) == (5, 5, 0, [])
     assert not (tmp_path / "plan").exists()
+
+
+def test_unwritten_videos_are_the_planned_ones_with_no_row(tmp_path):
+    plan = write_work_plan(iter(REFS), DoneIndex(), "S", "all", str(tmp_path / "plan"))
+    part = tmp_path / "part.parquet"
+    pq.write_table(pa.table({"video_uri": [REFS[1].uri, REFS[3].uri], "clip_index": [0, 0]}), part)
+    assert unwritten_videos(plan, [str(part)]) == [REFS[0], REFS[2], REFS[4]]
+    assert unwritten_videos(plan, []) == REFS
