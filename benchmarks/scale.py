@@ -26,8 +26,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def one_size(videos: int, workdir: Path) -> dict:
-    """Run in this process (a fresh interpreter): the measurement for one manifest size."""
+def one_size(videos: int, workdir: Path, again: bool = False) -> dict:
+    """Run in this process (a fresh interpreter): the measurement for one manifest size.
+
+    `again`: a nightly (incremental) run over the output the first run wrote, which reads
+    what is done through the reading path and skips every video.
+    """
     import ray
 
     from pipeline.config import build_config
@@ -35,13 +39,14 @@ def one_size(videos: int, workdir: Path) -> dict:
     from pipeline.run import run_pipeline
 
     manifest = workdir / f"manifest-{videos}.txt"
-    manifest.write_text("".join(f"/nonexistent/clipnote/v{i:07d}.mp4\n" for i in range(videos)))
+    if not again:
+        manifest.write_text("".join(f"/nonexistent/clipnote/v{i:07d}.mp4\n" for i in range(videos)))
     output = workdir / f"out-{videos}"
     config = build_config(
         {
             "input": str(manifest),
             "output": str(output),
-            "run_id": f"scale-{videos}",
+            "run_id": f"scale-{videos}" + ("-again" if again else ""),
             "model": {"source": "toy", "batch_size": 256},
             "commit": {"chunk_videos": 5000},
             # no per-video decoder child: a missing object never reaches a decoder, and the
@@ -53,13 +58,15 @@ def one_size(videos: int, workdir: Path) -> dict:
              _node_ip_address="127.0.0.1")  # fmt: skip
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
-    summary = run_pipeline(config)
+    summary = run_pipeline(config, mode="incremental" if again else "all")
     seconds = time.perf_counter() - started
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rows = read_latest(str(output), columns=["video_uri", "status"])
     ray.shutdown()
     return {
         "videos": videos,
+        "run": "nightly again" if again else "first",
+        "skipped": summary.skipped,
         "seconds": round(seconds, 2),
         "s_per_video_ms": round(1000 * seconds / videos, 3),
         "driver_peak_rss_mib": round(rss_peak / 1024, 1),
@@ -78,22 +85,31 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--again", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_size(args.one, args.workdir)), flush=True)
+        print(json.dumps(one_size(args.one, args.workdir, args.again)), flush=True)
         return
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(args.repeats):
-            for size in (int(s) for s in args.sizes.split(",")):
-                done = subprocess.run(
-                    [sys.executable, "-m", "benchmarks.scale", "--one", str(size),
-                     "--workdir", tmp],
-                    cwd=ROOT, capture_output=True, text=True, check=True,
-                )  # fmt: skip
-                line = [x for x in done.stdout.splitlines() if x.startswith("{")][-1]
-                results.append(json.loads(line))
-                print(line, flush=True)
+    results: dict[str, list[dict]] = {"first": [], "nightly again": []}
+    for _ in range(args.repeats):
+        for size in (int(s) for s in args.sizes.split(",")):
+            with tempfile.TemporaryDirectory() as tmp:
+                for again in ([], ["--again"]):
+                    done = subprocess.run(
+                        [sys.executable, "-m", "benchmarks.scale", "--one", str(size),
+                         "--workdir", tmp, *again],
+                        cwd=ROOT, capture_output=True, text=True, check=True,
+                    )  # fmt: skip
+                    line = [x for x in done.stdout.splitlines() if x.startswith("{")][-1]
+                    result = json.loads(line)
+                    results[result["run"]].append(result)
+                    print(line, flush=True)
+    for kind, runs in results.items():
+        print(kind)
+        _ratios(runs)
+
+
+def _ratios(results: list[dict]) -> None:
     base = results[0]
     for result in results[1:]:
         rss = result["driver_peak_rss_mib"] / base["driver_peak_rss_mib"]

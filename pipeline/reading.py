@@ -22,8 +22,9 @@ Commit layout (written by `pipeline.sink`, trusted here):
 `committed_files(output, options) -> list[str]` visible data files (URIs as written)
 `iter_latest(output, options, columns=None) -> Iterator[pa.RecordBatch]`   the `clips` view
 `read_latest(output, options, columns=None) -> pa.Table`                   same, collected
-`fold_latest(output, fold, options, columns=None)`  `fold` over `iter_latest`, restarted if a
-                                               file vanished (nightly's index of what is done)
+`fold_latest_keys(output, fold, options, extra=())`  `fold` over the `clips` rows' key columns,
+                                               whole videos at a time in bounded memory
+                                               (nightly's index of what is done)
 `iter_all(output, options) -> Iterator[pa.RecordBatch]`    the `clips_all` view (history)
 `read_all(output, options) -> pa.Table`
 `runs_table(output, options) -> pa.Table`      the `runs` view: one row per visible commit
@@ -70,6 +71,7 @@ anyway (a reader slower than the grace period).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import posixpath
@@ -246,28 +248,101 @@ def _open_parquet(fs: Any, uri: str, columns: Sequence[str] | None) -> pa.Table:
         raise _Vanished(uri) from err
 
 
+PARTITION_ROWS = 2_000_000
+"""Key rows held at once while resolving "latest": past this, pass 1 spills the key columns to
+local disk in `SPILL_PARTITIONS` partitions by video (the rule is per video), and resolves one
+partition at a time."""
+SPILL_PARTITIONS = 64
+
+
+def _keyed_files(fs: Any, files: Sequence[str], extra: Sequence[str]) -> Iterator[pa.Table]:
+    """Each committed file's key columns (+ `extra`), with its index and row positions."""
+    for index, uri in enumerate(files):
+        part = _open_parquet(fs, uri, [*KEY_COLUMNS, *extra])
+        yield part.append_column(
+            "_file", pa.array(np.full(part.num_rows, index, np.int32))
+        ).append_column("_row", pa.array(np.arange(part.num_rows, dtype=np.int32)))
+
+
+def _partitioned(tables: Iterator[pa.Table], budget: int) -> Iterator[pa.Table]:
+    """`tables` regrouped so that each group holds every row of its videos: all of them at
+    once while they fit in `budget` rows, else hash partitions spilled to a temporary folder."""
+    import tempfile
+
+    held: list[pa.Table] = []
+    rows = 0
+    for table in tables:
+        held.append(table)
+        rows += table.num_rows
+        if rows > budget:
+            break
+    else:
+        if held:
+            yield pa.concat_tables(held)
+        return
+    with tempfile.TemporaryDirectory(prefix="clipnote-latest-") as folder:
+        paths = [os.path.join(folder, f"{p:03d}.arrow") for p in range(SPILL_PARTITIONS)]
+        writers: list[Any] = [None] * SPILL_PARTITIONS
+        try:
+            for table in itertools.chain(held, tables):
+                _spill(table, paths, writers)
+            held = []
+        finally:
+            for writer in writers:
+                if writer is not None:
+                    writer.close()
+        for path, writer in zip(paths, writers, strict=True):
+            if writer is not None:
+                with pa.memory_map(path) as source:
+                    yield pa.ipc.open_stream(source).read_all()
+
+
+def _spill(table: pa.Table, paths: list[str], writers: list[Any]) -> None:
+    buckets = np.array(
+        [hash(uri) % len(paths) for uri in table["video_uri"].to_pylist()], dtype=np.int64
+    )
+    for bucket in np.unique(buckets):
+        if writers[bucket] is None:
+            writers[bucket] = pa.ipc.new_stream(paths[bucket], table.schema)
+        writers[bucket].write_table(table.filter(pa.array(buckets == bucket)))
+
+
+def _latest_keys_once(
+    output: str, options: StorageOptions | None, extra: Sequence[str], budget: int
+) -> tuple[list[str], Iterator[pa.Table]]:
+    """The committed files, and the `clips` rows' key columns (+ `extra`, `_file`, `_row`),
+    a group of whole videos at a time."""
+    fs = filesystem(output, options)
+    files = snapshot(output, options).files
+
+    def groups() -> Iterator[pa.Table]:
+        for group in _partitioned(_keyed_files(fs, files, extra), budget):
+            yield group.take(pa.array(latest_positions(group)))
+
+    return files, groups()
+
+
 def _iter_latest_once(
     output: str, options: StorageOptions | None, columns: Sequence[str] | None
 ) -> Iterator[pa.RecordBatch]:
     fs = filesystem(output, options)
-    files = snapshot(output, options).files
-    keys, owners = [], []
-    for index, uri in enumerate(files):
-        part = _open_parquet(fs, uri, KEY_COLUMNS)
-        keys.append(part)
-        owners.append(np.full(part.num_rows, index, np.int64))
-    if not keys:
+    files, groups = _latest_keys_once(output, options, (), PARTITION_ROWS)
+    owners, rows = [], []
+    for group in groups:  # 8 bytes per winning row
+        owners.append(group["_file"].to_numpy())
+        rows.append(group["_row"].to_numpy())
+    if not owners:
         return
-    key_table = pa.concat_tables(keys)
-    starts = np.cumsum([0] + [t.num_rows for t in keys])
-    winners = latest_positions(key_table)
-    del keys, key_table
-    by_file = np.concatenate(owners)[winners] if len(winners) else np.zeros(0, np.int64)
+    owner, row = np.concatenate(owners), np.concatenate(rows)
+    order = np.lexsort((row, owner))
+    owner, row = owner[order], row[order]
+    bounds = np.searchsorted(owner, np.arange(len(files) + 1))
+    del owners, rows, order
     for index, uri in enumerate(files):
-        rows = winners[by_file == index] - starts[index]
-        if not len(rows):
+        picked = row[bounds[index] : bounds[index + 1]]
+        if not len(picked):
             continue
-        table = _open_parquet(fs, uri, columns).take(pa.array(rows))
+        table = _open_parquet(fs, uri, columns).take(pa.array(picked))
         yield from _conformed(table, columns).to_batches()
 
 
@@ -282,7 +357,9 @@ def iter_latest(
 ) -> Iterator[pa.RecordBatch]:
     """The `clips` view, file by file: each clip's latest committed row, once.
 
-    Memory: the key columns of every committed row (pass 1), then one file at a time.
+    Memory: pass 1 resolves the rule on the key columns, at most `PARTITION_ROWS` key rows at
+    once (more wait in a local spill, partitioned by video); it keeps 8 bytes per winning row
+    (file, row). Pass 2 reads the winners one file at a time.
     """
     yield from _iter_latest_once(output, options, columns)
 
@@ -297,17 +374,20 @@ def _collect(make, restarts: int = _RESTARTS) -> list[pa.RecordBatch]:
     return []
 
 
-def fold_latest(
+def fold_latest_keys(
     output: str,
-    fold: Callable[[Iterator[pa.RecordBatch]], T],
+    fold: Callable[[Iterator[pa.Table]], T],
     options: StorageOptions | None = None,
-    columns: Sequence[str] | None = None,
+    extra: Sequence[str] = (),
+    budget: int = PARTITION_ROWS,
 ) -> T:
-    """`fold(iter_latest(...))`, started over from a fresh snapshot if a file vanished: for a
-    reader that keeps less than the rows (nightly's index of what is done)."""
+    """`fold` over the `clips` rows' key columns (`KEY_COLUMNS` + `extra`), a group of whole
+    videos at a time, never more than `budget` key rows in memory (the rest waits in a local
+    spill); started over from a fresh snapshot if a file vanished. For readers that keep less
+    than the rows, such as nightly's index of what is done."""
     for attempt in range(_RESTARTS + 1):
         try:
-            return fold(_iter_latest_once(output, options, columns))
+            return fold(_latest_keys_once(output, options, extra, budget)[1])
         except _Vanished:
             if attempt == _RESTARTS:
                 raise

@@ -1,8 +1,10 @@
 """One captioning run, end to end: list -> plan -> decode -> annotate -> write -> commit.
 
-Expects Ray to be initialised by the caller (only `jobs/` calls `ray.init`). Workers write
+Expects Ray to be initialised by the caller (only `jobs/` calls `ray.init`). The listing streams
+into the attempt's work plan (`pipeline.work_plan`), which the decode tasks read; workers write
 Parquet parts; the driver sees one small write result per part and commits them in chunks
-(`pipeline.sink`), so a crash loses at most the chunks in flight. Every listed video that is
+(`pipeline.sink`), so a crash loses at most the chunks in flight. What the driver keeps grows
+with the number of pages, files and chunks, not of videos. Every listed video that is
 processed is accounted for in the committed output: clip rows or an error row.
 
 Modes (`RunMode`):
@@ -30,7 +32,7 @@ from .checkpoint_info import describe_checkpoint, resolve_model_source
 from .config import RunConfig
 from .decode import DecodeSettings, error_row
 from .ray_data import build_dataset, cluster_has_gpus, iter_write_results
-from .reading import fold_latest
+from .reading import fold_latest_keys
 from .records import VideoRef
 from .schema import rows_to_table
 from .sink import (
@@ -132,14 +134,12 @@ def stage_settings(config: RunConfig, run_id: str) -> tuple[DecodeSettings, Anno
 
 # -- what is done ------------------------------------------------------------------------
 
-DONE_COLUMNS = ["video_uri", "clip_index", "fingerprint", "status"]
-
 
 def done_index(output: str, options: StorageOptions, mode: RunMode) -> DoneIndex:
     """What a `mode` run skips or redoes, from the committed output (nothing for `all`)."""
     if mode == "all":
         return DoneIndex()
-    return fold_latest(output, DoneIndex.from_latest, options, DONE_COLUMNS)
+    return fold_latest_keys(output, DoneIndex.from_latest, options, extra=["status"])
 
 
 def _lost_rows(refs: list[VideoRef], settings: AnnotateSettings, settings_hash: str) -> pa.Table:

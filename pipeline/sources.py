@@ -1,11 +1,12 @@
-"""Which videos a run covers: turning an input URI into a sorted, versioned list of `VideoRef`.
+"""Which videos a run covers: turning an input URI into a stream of versioned `VideoRef`.
 
-Listing is pure (no Ray) so it runs once on the driver and the list itself is the run's input
-of record: every listed video gets an output row, captioned or failed. That is why nothing that
-was asked for is dropped here. A manifest entry that does not exist is listed with
-`size=-1, version="missing"`, and a `.tar` shard that cannot be parsed is listed as one ref for
-the shard itself (version `"<shard version>:unreadable-tar"`); `read_video` raises `SourceError`
-for both, and the decode stage turns that into an error row.
+Listing is pure (no Ray) and streams: a run writes what it lists into its work plan
+(`pipeline.work_plan`) page by page, so no process ever holds the whole listing, and the plan
+is the run's input of record: every listed video gets an output row, captioned or failed.
+That is why nothing that was asked for is dropped here. A manifest entry that does not exist is
+listed with `size=-1, version="missing"`, and a `.tar` shard that cannot be parsed is listed as
+one ref for the shard itself (version `"<shard version>:unreadable-tar"`); `read_video` raises
+`SourceError` for both, and the decode stage turns that into an error row.
 
 Inputs, by what `input_uri` names:
 - a local directory or an `s3://bucket/prefix`: recursive; videos by extension, and `.tar`

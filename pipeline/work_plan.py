@@ -62,7 +62,7 @@ class DoneIndex:
     @classmethod
     def from_latest(cls, batches: Iterable[pa.RecordBatch | pa.Table]) -> DoneIndex:
         """From the `clips` view's `video_uri, clip_index, fingerprint, status` columns, as
-        `pipeline.reading.iter_latest` streams them (a video's rows share one work key)."""
+        `pipeline.reading.fold_latest_keys` streams them (a video's rows share one work key)."""
         parts, failed = [], {}
         for batch in batches:
             uris = batch["video_uri"].to_pylist()
