@@ -97,5 +97,5 @@ def run_with_display(
         summary = run_pipeline(config, on_progress=display, **run_options)
     finally:
         display.close()
-    print_summary(summary, console, config.storage.options())
+    print_summary(summary, console)
     return summary

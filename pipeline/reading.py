@@ -221,13 +221,14 @@ def latest_positions(keys: pa.Table) -> np.ndarray:
     )
     newest_first = [("at", "descending"), ("run", "descending"), ("clip", "descending")]
     table = table.take(pc.sort_indices(table, [("uri", "ascending"), *newest_first]))
-    uri = table["uri"].to_numpy(zero_copy_only=False)
+    # Arrow compute throughout: no Python object per row (a group may hold 500k rows).
+    uri = table["uri"]
     starts = np.ones(n, bool)
-    starts[1:] = uri[1:] != uri[:-1]
-    head = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
-    work_np = table["work"].to_numpy(zero_copy_only=False)
-    verr_np = table["verr"].to_numpy(zero_copy_only=False)
-    same_attempt_kind = (work_np == work_np[head]) & (verr_np == verr_np[head])
+    starts[1:] = pc.not_equal(uri.slice(1), uri.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    head = pa.array(np.maximum.accumulate(np.where(starts, np.arange(n), 0)))
+    same_work = pc.equal(table["work"], table["work"].take(head))
+    same_kind = pc.equal(table["verr"], table["verr"].take(head))
+    same_attempt_kind = pc.and_(same_work, same_kind).to_numpy(zero_copy_only=False)
     candidates = table.filter(pa.array(same_attempt_kind))
     firsts = candidates.group_by(["uri", "clip"], use_threads=False).aggregate([("pos", "first")])
     return np.sort(firsts["pos_first"].to_numpy())
@@ -248,7 +249,7 @@ def _open_parquet(fs: Any, uri: str, columns: Sequence[str] | None) -> pa.Table:
         raise _Vanished(uri) from err
 
 
-PARTITION_ROWS = 2_000_000
+PARTITION_ROWS = 500_000
 """Key rows held at once while resolving "latest": past this, pass 1 spills the key columns to
 local disk in `SPILL_PARTITIONS` partitions by video (the rule is per video), and resolves one
 partition at a time."""

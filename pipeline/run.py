@@ -17,6 +17,7 @@ Modes (`RunMode`):
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from collections import Counter
@@ -94,6 +95,10 @@ class RunSummary:
     chunks: int = 0
     attempt: str = ""
     mode: str = "all"
+    covered_s: float = 0.0
+    """Seconds of the processed videos inside an ok clip (`pipeline.coverage`)."""
+    video_s: float = 0.0
+    """Seconds of the processed videos."""
 
     @property
     def clips(self) -> int:
@@ -139,7 +144,8 @@ def done_index(output: str, options: StorageOptions, mode: RunMode) -> DoneIndex
     """What a `mode` run skips or redoes, from the committed output (nothing for `all`)."""
     if mode == "all":
         return DoneIndex()
-    return fold_latest_keys(output, DoneIndex.from_latest, options, extra=["status"])
+    fold = functools.partial(DoneIndex.from_latest, mode=mode)
+    return fold_latest_keys(output, fold, options, extra=["status"])
 
 
 def _lost_rows(refs: list[VideoRef], settings: AnnotateSettings, settings_hash: str) -> pa.Table:
@@ -250,7 +256,8 @@ def run_pipeline(
     return RunSummary(
         run_id, config.output, record, plan.listed, dict(counts), seconds, committer.files,
         skipped=plan.skipped, processed=plan.queued, chunks=committer.chunks,
-        attempt=committer.attempt, mode=mode,
+        attempt=committer.attempt, mode=mode, covered_s=tracker.covered_s,
+        video_s=tracker.video_s,
     )  # fmt: skip
 
 

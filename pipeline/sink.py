@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .coverage import covered_seconds, file_coverage
 from .reading import (
     CHUNK_PREFIX,
     CLIPS_DIR,
@@ -136,7 +137,9 @@ def _put_bytes(fs: Any, uri: str, data: bytes, *, remote: bool) -> None:
 def write_part(table: pa.Table, target: PartTarget) -> dict[str, Any]:
     """Write `table` (clips schema, plus `VIDEO_ROWS`) as one Parquet part; its write result.
 
-    The result names the file and, per video, its rows in this file and in the attempt.
+    The result names the file and, per video, its rows in this file and in the attempt, its
+    duration and the merged spans of its ok clips here (the run's coverage, without reading
+    the rows back).
     """
     expected = None
     if VIDEO_ROWS in table.column_names:
@@ -158,11 +161,13 @@ def write_part(table: pa.Table, target: PartTarget) -> dict[str, Any]:
         # only from the video's last row (0: not in this file).
         entry[1] = max(entry[1], int(expected[i])) if expected else entry[0]
     counts = Counter(data["status"].to_pylist())
+    columns = ["video_uri", "start_s", "end_s", "video_duration_s", "status"]
+    spans = file_coverage(data.select(columns).to_pylist())
     return {
         "file": uri,
         "rows": data.num_rows,
         "counts": dict(counts),
-        "videos": [[v, n, total] for v, (n, total) in videos.items()],
+        "videos": [[v, n, total, *spans[v]] for v, (n, total) in videos.items()],
     }
 
 
@@ -205,7 +210,7 @@ class ChunkTracker:
         self.chunk_seconds = chunk_seconds
         self.clock = clock
         self._since = clock()
-        self._open_videos: dict[str, list[int]] = {}  # uri -> [rows seen, expected]
+        self._open_videos: dict[str, list[Any]] = {}  # uri -> [rows, expected, duration, spans]
         self._file_waits: dict[str, int] = {}  # unreleased file -> incomplete videos in it
         self._file_videos: dict[str, set[str]] = {}  # unreleased file -> its videos
         self._video_files: dict[str, set[str]] = {}  # unreleased video -> its files
@@ -215,16 +220,23 @@ class ChunkTracker:
         self.completed = 0
         """Videos completed so far (their rows all written): a count, so the driver holds
         nothing per video once its chunk is cut."""
+        self.covered_s = 0.0
+        """Seconds of the completed videos inside an ok clip (`pipeline.coverage`)."""
+        self.video_s = 0.0
+        """Seconds of the completed videos."""
 
     def add(self, result: dict[str, Any]) -> None:
         file = result["file"]
         self._file_results[file] = result
         self._file_waits[file] = 0
         self._file_videos[file] = set()
-        for uri, rows, expected in result["videos"]:
-            entry = self._open_videos.setdefault(uri, [0, 0])
+        for uri, rows, expected, *coverage in result["videos"]:
+            entry = self._open_videos.setdefault(uri, [0, 0, 0.0, []])
             entry[0] += int(rows)
             entry[1] = max(entry[1], int(expected))  # 0 until the file with its last row
+            if coverage:
+                entry[2] = max(entry[2], float(coverage[0]))
+                entry[3] += coverage[1]
             self._video_files.setdefault(uri, set()).add(file)
             self._file_videos[file].add(uri)
             self._file_waits[file] += 1
@@ -233,10 +245,14 @@ class ChunkTracker:
         self._release_ready()
 
     def _complete(self, uri: str) -> None:
-        self._open_videos.pop(uri)
-        self.completed += 1
+        self._add_up(self._open_videos.pop(uri))
         for file in self._video_files[uri]:
             self._file_waits[file] -= 1
+
+    def _add_up(self, entry: list[Any]) -> None:
+        self.completed += 1
+        self.covered_s += covered_seconds(entry[3], entry[2])
+        self.video_s += entry[2]
 
     def _component(self, file: str) -> tuple[set[str], set[str]]:
         """The files and videos linked to `file` through shared videos."""
@@ -275,6 +291,8 @@ class ChunkTracker:
     def take(self, *, force: bool = False) -> Chunk | None:
         """The committable files (with `force`: every file, complete or not)."""
         if force:
+            for entry in self._open_videos.values():  # committed as they are: counted too
+                self._add_up(entry)
             self._ready_videos.extend(self._video_files)
             self._ready_files.extend(self._file_videos)
             for held in (self._open_videos, self._file_waits, self._file_videos, self._video_files):

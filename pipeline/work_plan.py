@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .annotate import work_key
@@ -40,6 +41,7 @@ REDO = "redo"
 PAGE_VIDEOS = 1024
 """Videos per plan page: 1,000 pages (files) at 1M videos, a few KB of driver state each."""
 _REF_TYPES = {"size": pa.int64(), "offset": pa.int64()}
+_FOLD_ROWS = 65_536  # rows turned into Python objects at once while building a DoneIndex
 
 
 def _digest(uri: str, key: str) -> bytes:
@@ -60,20 +62,20 @@ class DoneIndex:
     """uri -> (work key, clip indices whose latest row is an error; -1: the whole video)."""
 
     @classmethod
-    def from_latest(cls, batches: Iterable[pa.RecordBatch | pa.Table]) -> DoneIndex:
+    def from_latest(
+        cls, batches: Iterable[pa.RecordBatch | pa.Table], mode: RunMode = "incremental"
+    ) -> DoneIndex:
         """From the `clips` view's `video_uri, clip_index, fingerprint, status` columns, as
-        `pipeline.reading.fold_latest_keys` streams them (a video's rows share one work key)."""
-        parts, failed = [], {}
-        for batch in batches:
-            uris = batch["video_uri"].to_pylist()
-            works = [work_key_of(fp) for fp in batch["fingerprint"].to_pylist()]
-            parts.append(np.unique(_digests(zip(uris, works, strict=True))))
-            statuses = batch["status"].to_pylist()
-            clips = batch["clip_index"].to_pylist()
-            for uri, work, status, clip in zip(uris, works, statuses, clips, strict=True):
-                if status != STATUS_OK:
-                    _, known = failed.get(uri, (work, frozenset()))
-                    failed[uri] = (work, known | {int(clip)})
+        `pipeline.reading.fold_latest_keys` streams them (a video's rows share one work key).
+        Only what `mode` asks about is kept: done digests, or (`retry`) the failed clips."""
+        parts: list[np.ndarray] = []
+        failed: dict[str, tuple[str, frozenset[int]]] = {}
+        for group in batches:
+            for batch in pa.table(group).to_batches(max_chunksize=_FOLD_ROWS):
+                if mode == "retry":
+                    _fold_failed(batch, failed)
+                else:
+                    parts.append(_done_digests(batch))
         done = np.unique(np.concatenate(parts)) if parts else np.zeros(0, "S16")
         return cls(done, failed)
 
@@ -83,6 +85,21 @@ class DoneIndex:
             return np.zeros(len(digests), bool)
         at = np.minimum(np.searchsorted(self.done, digests), len(self.done) - 1)
         return self.done[at] == digests
+
+
+def _done_digests(batch: pa.RecordBatch) -> np.ndarray:
+    """One batch's (uri, work key) digests, sorted and unique."""
+    works = (work_key_of(fp) for fp in batch["fingerprint"].to_pylist())
+    return np.unique(_digests(zip(batch["video_uri"].to_pylist(), works, strict=False)))
+
+
+def _fold_failed(batch: pa.RecordBatch, failed: dict[str, tuple[str, frozenset[int]]]) -> None:
+    """Add one batch's failed clips to `failed` (uri -> work key, clip indices)."""
+    errors = batch.filter(pc.not_equal(batch["status"], STATUS_OK))
+    columns = [errors[c].to_pylist() for c in ("video_uri", "fingerprint", "clip_index")]
+    for uri, fingerprint, clip in zip(*columns, strict=True):
+        work, known = failed.get(uri, (work_key_of(fingerprint), frozenset()))
+        failed[uri] = (work, known | {int(clip)})
 
 
 def decide(

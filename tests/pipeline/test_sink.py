@@ -55,6 +55,36 @@ def _result(file: str, videos: list[tuple[str, int, int]]) -> dict:
     return {"file": file, "rows": sum(v[1] for v in videos), "counts": {"ok": 1}, "videos": videos}
 
 
+def test_coverage_adds_up_when_a_video_completes_across_files():
+    """Video a: 10 s, ok clips 0-4 in f1 and 3-8 in f2 (overlap counts once) -> 8 s, counted
+    only once both files are in; video b: 5 s, nothing ok; video c is never finished and is
+    counted when a forced take commits it as it is."""
+    tracker = ChunkTracker(chunk_videos=100, chunk_seconds=1e9)
+    tracker.add(_result("f1", [("a", 1, 0, 10.0, [[0.0, 4.0]]), ("b", 1, 1, 5.0, [])]))
+    assert (tracker.covered_s, tracker.video_s, tracker.completed_videos) == (0.0, 5.0, 1)
+    tracker.add(_result("f2", [("a", 1, 2, 10.0, [[3.0, 8.0]]), ("c", 1, 3, 6.0, [[0, 2]])]))
+    assert (tracker.covered_s, tracker.video_s, tracker.completed_videos) == (8.0, 15.0, 2)
+    tracker.take(force=True)
+    assert (tracker.covered_s, tracker.video_s, tracker.completed_videos) == (10.0, 21.0, 3)
+
+
+def test_a_write_result_carries_each_videos_duration_and_ok_spans(tmp_path):
+    rows = _rows({"a": 3, "b": 1}, "r")
+    starts, ends = [0.0, 2.0, 3.0, 0.0], [2.0, 4.0, 5.0, 1.0]
+    rows = rows.set_column(rows.schema.get_field_index("start_s"), "start_s", pa.array(starts))
+    rows = rows.set_column(rows.schema.get_field_index("end_s"), "end_s", pa.array(ends))
+    durations = pa.array([6.0, 6.0, 6.0, 1.0])
+    rows = rows.set_column(
+        rows.schema.get_field_index("video_duration_s"), "video_duration_s", durations
+    )
+    status = pa.array(["ok", "ok", "model_error", "ok"])
+    rows = rows.set_column(rows.schema.get_field_index("status"), "status", status)
+    committer = RunCommitter(str(tmp_path / "out"), "r", "a1", DAY)
+    result = write_part(rows, committer.target)
+    assert result["videos"] == [["a", 3, 3, 6.0, [[0.0, 4.0]]], ["b", 1, 1, 1.0, [[0.0, 1.0]]]]
+    assert result["counts"] == {"ok": 3, "model_error": 1}
+
+
 def test_a_file_waits_until_every_video_in_it_is_complete():
     tracker = ChunkTracker(chunk_videos=1, chunk_seconds=1e9)
     tracker.add(_result("f1", [("a", 2, 2), ("b", 1, 3)]))  # b continues in f2

@@ -42,6 +42,7 @@ LATEST = _latest(
 
 def test_incremental_skips_videos_whose_latest_work_is_this_work():
     index = DoneIndex.from_latest(LATEST.to_batches(max_chunksize=2))  # a video split over batches
+    assert not index.failed  # a night asks only what is done
     work, skipped = decide(REFS, index, "S", "incremental")
     # v1 and v3 are "done" too: their latest work is this work (retry is what redoes errors)
     assert [(ref.uri, redo) for ref, redo in work] == [(REFS[2].uri, ""), (REFS[4].uri, "")]
@@ -56,7 +57,8 @@ def test_a_changed_video_or_setting_is_not_done():
 
 
 def test_retry_redoes_failed_clips_or_whole_videos():
-    index = DoneIndex.from_latest([LATEST])
+    index = DoneIndex.from_latest(LATEST.to_batches(max_chunksize=3), mode="retry")
+    assert not len(index.done)  # a retry asks only about failures
     work, skipped = decide(REFS, index, "S", "retry")
     assert [(ref.uri, redo) for ref, redo in work] == [
         (REFS[1].uri, "2"),  # just the failed clip
