@@ -53,6 +53,9 @@ def test_second_run_of_a_night_does_no_annotation(ray_session, videos, tmp_path)
     first = run_nightly(_config(videos, out), NIGHT)
     assert (first.videos, first.skipped, first.processed) == (3, 0, 3)
     assert first.counts == {"ok": 6} and first.run_id == "nightly-2026-03-01"
+    assert first.covered_s == first.video_s > 0  # back-to-back windows over whole videos
+    assert not list(out.glob("_runs/*/*/plan"))  # the work plan is gone with the attempt
+    assert list(out.glob("_runs/*/*/chunk-*.json"))
     before = read_all(str(out))
     second = run_nightly(_config(videos, out), NIGHT)
     assert (second.videos, second.skipped, second.processed) == (3, 3, 0)
