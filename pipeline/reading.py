@@ -221,7 +221,7 @@ def latest_positions(keys: pa.Table) -> np.ndarray:
     )
     newest_first = [("at", "descending"), ("run", "descending"), ("clip", "descending")]
     table = table.take(pc.sort_indices(table, [("uri", "ascending"), *newest_first]))
-    # Arrow compute throughout: no Python object per row (a group may hold 500k rows).
+    # Arrow compute throughout: no Python object per row (a group may hold 250k rows).
     uri = table["uri"]
     starts = np.ones(n, bool)
     starts[1:] = pc.not_equal(uri.slice(1), uri.slice(0, n - 1)).to_numpy(zero_copy_only=False)
@@ -249,10 +249,11 @@ def _open_parquet(fs: Any, uri: str, columns: Sequence[str] | None) -> pa.Table:
         raise _Vanished(uri) from err
 
 
-PARTITION_ROWS = 500_000
-"""Key rows held at once while resolving "latest": past this, pass 1 spills the key columns to
-local disk in `SPILL_PARTITIONS` partitions by video (the rule is per video), and resolves one
-partition at a time."""
+PARTITION_ROWS = 250_000
+"""Key rows held at once while resolving "latest" (about 1.1 KB each at the peak, measured by
+benchmarks/scale.py: some 280 MB): past this, pass 1 spills the key columns to local disk in
+`SPILL_PARTITIONS` partitions by video (the rule is per video) and resolves one partition at a
+time, so 16M key rows still resolve 250k at a time."""
 SPILL_PARTITIONS = 64
 
 
