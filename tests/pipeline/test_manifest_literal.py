@@ -37,13 +37,26 @@ ROWS = [
 EXPECTED = ["a.mp4", "b.mp4", "c.mp4", "d.mp4", "refused"]
 
 
+def jsonl(text: str) -> list:
+    """Entries of a JSONL manifest `M` holding `text`, read line by line as the lister does."""
+    return list(_jsonl_entries(io.StringIO(text), M))
+
+
+def parquet(fh, uri: str) -> list:
+    return list(_parquet_entries(fh, uri))
+
+
+def text_lines(text: str) -> list:
+    return list(_text_entries(io.StringIO(text)))
+
+
 def _kinds(entries) -> list[str]:
     return [e if isinstance(e, str) else "refused" for e in entries]
 
 
 def test_jsonl_rows_fall_back_column_by_column() -> None:
     text = "\n".join(json.dumps(r) for r in ROWS)
-    entries = _jsonl_entries(text, M)
+    entries = jsonl(text)
     assert _kinds(entries) == EXPECTED
     assert entries[4] == Refused(
         f"{M}#line-5",
@@ -54,7 +67,7 @@ def test_jsonl_rows_fall_back_column_by_column() -> None:
 def test_parquet_rows_fall_back_exactly_as_jsonl() -> None:
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(ROWS), buffer)
-    entries = _parquet_entries(io.BytesIO(buffer.getvalue()), "/data/lists/m.parquet")
+    entries = parquet(io.BytesIO(buffer.getvalue()), "/data/lists/m.parquet")
     assert _kinds(entries) == EXPECTED
     assert entries[4].label == "/data/lists/m.parquet#row-5"
 
@@ -62,7 +75,7 @@ def test_parquet_rows_fall_back_exactly_as_jsonl() -> None:
 def test_parquet_with_only_some_columns() -> None:
     buffer = io.BytesIO()
     pq.write_table(pa.table({"path": ["p1.mp4", None], "other": [1, 2]}), buffer)
-    entries = _parquet_entries(io.BytesIO(buffer.getvalue()), "m.parquet")
+    entries = parquet(io.BytesIO(buffer.getvalue()), "m.parquet")
     assert _kinds(entries) == ["p1.mp4", "refused"]
 
 
@@ -70,12 +83,12 @@ def test_parquet_without_any_uri_column_is_an_error_naming_them() -> None:
     buffer = io.BytesIO()
     pq.write_table(pa.table({"file": ["a.mp4"]}), buffer)
     with pytest.raises(RuntimeError, match=r"none of the columns \['uri', 'video_uri', 'path'\]"):
-        _parquet_entries(io.BytesIO(buffer.getvalue()), "m.parquet")
+        parquet(io.BytesIO(buffer.getvalue()), "m.parquet")
 
 
 def test_jsonl_bad_lines_are_refused_with_their_line_number() -> None:
     text = '{"uri": "a.mp4"}\n\n{not json\n[1, 2]\n"b.mp4"\n{"video_uri": "c.mp4"}\n'
-    entries = _jsonl_entries(text, M)
+    entries = jsonl(text)
     assert _kinds(entries) == ["a.mp4", "refused", "refused", "refused", "c.mp4"]
     assert entries[1].label == f"{M}#line-3"  # the blank line 2 is skipped, not counted out
     assert "line 3: invalid JSON" in entries[1].reason
@@ -84,13 +97,13 @@ def test_jsonl_bad_lines_are_refused_with_their_line_number() -> None:
 
 
 def test_empty_manifests_list_nothing() -> None:
-    assert _jsonl_entries("", M) == [] and _jsonl_entries("\n \n", M) == []
-    assert _text_entries("") == [] and _text_entries("\n# only a comment\n") == []
+    assert jsonl("") == [] and jsonl("\n \n") == []
+    assert text_lines("") == [] and text_lines("\n# only a comment\n") == []
 
 
 def test_text_lines_comments_and_members() -> None:
     text = "  a.mp4  \n# comment\n\nshard.tar#clip 1.mp4\n s3://b/k.mp4\n#x.mp4\n"
-    assert _text_entries(text) == ["a.mp4", "shard.tar#clip 1.mp4", "s3://b/k.mp4"]
+    assert text_lines(text) == ["a.mp4", "shard.tar#clip 1.mp4", "s3://b/k.mp4"]
 
 
 def test_local_manifest_entries_resolve_against_its_folder() -> None:
