@@ -1,28 +1,36 @@
 """Faults injected into nightly runs, and what the reading path shows afterwards.
 
-    python -m benchmarks.reliability [--kill-trials 10] [--proxy-trials 2] [--out RELIABILITY.md]
+    python -m benchmarks.reliability [--stores local,moto,seaweedfs] [--kill-trials 10]
+        [--proxy-trials 2] [--node-trials 1] [--videos 3] [--out RELIABILITY.md]
 
 Every scenario runs the real pipeline (local Ray, the shipped toy model, PyAV-made videos) and
-compares `pipeline.reading.read_latest` with the clips of one clean run of the same input:
-rows expected / found / duplicated (a clip more than once) / lost (missing or different).
+compares `pipeline.reading.read_latest` with the clips of one clean run of the same input
+(made once, on local disk; rows compare by video name, clip, status, caption and tags, so one
+clean run serves every store): rows expected / found / duplicated (a clip more than once) /
+lost (missing or different).
 
-- driver SIGKILL: `python -m jobs.nightly` runs as a separate driver joined to the same Ray
-  and is killed with SIGKILL after a random delay; the night is then re-run to the end. On the
-  local disk, on moto's S3 server and on SeaweedFS.
+- driver SIGKILL: `python -m jobs.nightly` runs as its own driver (a new Ray job on the same
+  Ray, so cold workers, as a real night) and is killed with SIGKILL at a random point of the
+  run: once it has begun (taken its lease), after 0 to videos-1 committed chunks (one chunk
+  per video), plus a random delay within the expected wait for the next chunk. The night is
+  then re-run to the end in this process. On the local disk (what `clipnote run` on local
+  files writes to), on moto's S3 server and on SeaweedFS.
 - faulty S3: a loopback proxy answers 503 SlowDown, resets connections (before the request, or
   after it so the response is lost) or stalls, on a fraction of all S3 requests of the
   driver and the workers (`tests/pipeline/s3_faults.py`).
 - node loss: a two-node `ray.cluster_utils.Cluster` on loopback; the node running the work is
   removed mid-run; the run goes on on the other node.
 
-The tests (tests/pipeline/test_sink_faults.py) run few trials of each; this script runs more
-and writes RELIABILITY.md.
+The tests (tests/pipeline/test_sink_faults.py) run the same scenarios (10 kill trials per S3
+server); this script adds the local disk and writes RELIABILITY.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import itertools
 import json
 import os
 import random
@@ -106,12 +114,6 @@ def put_videos(store: Store, videos: dict[str, bytes], prefix: str = "videos") -
     return store.uri(prefix)
 
 
-def s3_client(endpoint: str):
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-
-
 def raw_config(input_uri: str, output: str, endpoint: str | None, **extra: Any) -> dict:
     raw: dict[str, Any] = {
         "input": input_uri,
@@ -177,6 +179,7 @@ def ray_address() -> str:
 
 
 def committed_chunks(output: str, endpoint: str | None) -> int:
+    """Chunks a reader sees as committed (`snapshot`: lists and reads every record)."""
     from pipeline.reading import snapshot
 
     try:
@@ -186,12 +189,95 @@ def committed_chunks(output: str, endpoint: str | None) -> int:
     return len(snap.chunks) + sum(r.get("chunks", 0) for r in snap.runs.values())
 
 
+@dataclass
+class RunMarks:
+    """What a running night has written under `_runs/`, from one LIST (no reads)."""
+
+    leased: bool = False
+    """It took the run's lease: listing and planning are done, the run has begun."""
+    chunks: int = 0
+    """Chunk records written (each written after its chunk's files: the commit point)."""
+    finished: bool = False
+    """Its run record is written: the night is over."""
+
+
+@functools.lru_cache(maxsize=8)
+def s3_client(endpoint: str):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+
+
+def run_marks(store: Store, output: str) -> RunMarks:
+    """`RunMarks` of the one night written to `output`: cheap enough to poll every 0.1 s, where
+    `committed_chunks` costs a GET per record and ~0.1 s of this process's CPU per call."""
+    if store.endpoint is None:
+        root = Path(output) / "_runs"
+        try:
+            names = [p.relative_to(root).as_posix() for p in root.rglob("*.json")]
+        except (FileNotFoundError, ValueError):  # a folder came or went during the walk
+            names = []
+    else:
+        bucket, _, key = output.removeprefix("s3://").partition("/")
+        prefix = f"{key.strip('/')}/_runs/"
+        pages = s3_client(store.endpoint).get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix
+        )  # fmt: skip
+        names = [o["Key"][len(prefix) :] for page in pages for o in page.get("Contents", [])]
+    marks = RunMarks()
+    for name in names:
+        parts = name.split("/")
+        if ".tmp" in name:
+            continue
+        if len(parts) == 1:
+            marks.finished = True
+        elif parts[1] == "_lease":
+            marks.leased = True
+        elif len(parts) == 3 and parts[2].startswith("chunk-"):
+            marks.chunks += 1
+    return marks
+
+
+def kill_targets(trials: int, chunks: int, rng: random.Random) -> list[int]:
+    """Each trial's kill point, as the chunks committed before it: 0 (before any chunk) to
+    `chunks - 1` (before the last), each about as often, in a random order."""
+    targets = [i % chunks for i in range(trials)]
+    rng.shuffle(targets)
+    return targets
+
+
+@dataclass
+class KillClock:
+    """How long a cold night driver took from its lease to its first chunk, and between
+    chunks, in this store's earlier trials. A kill lands a random delay within the expected
+    wait for the next chunk, so it falls mid-run, not after the night already ended."""
+
+    first_chunk_s: list[float] = field(default_factory=list)
+    between_chunks_s: list[float] = field(default_factory=list)
+
+    def window(self, target: int) -> float:
+        if target == 0:  # the shortest seen: the kill must come before the first chunk
+            return min(self.first_chunk_s, default=10.0)
+        seen = sorted(self.between_chunks_s)
+        return max(POLL_S, seen[len(seen) // 2]) if seen else 1.0
+
+    def observe(self, leased_at: float | None, chunk_times: list[float]) -> None:
+        if leased_at is not None and chunk_times:
+            self.first_chunk_s.append(chunk_times[0] - leased_at)
+        self.between_chunks_s += [b - a for a, b in itertools.pairwise(chunk_times)]
+
+
+POLL_S = 0.1
+
+
 def kill_trial(
     store: Store, input_uri: str, output: str, reference: list[tuple], rng: random.Random,
-    workdir: Path,
+    workdir: Path, target: int, clock: KillClock,
 ) -> Outcome:  # fmt: skip
-    """Start the night as its own driver, SIGKILL it at a random point (after a random number
-    of committed chunks, plus a random delay), re-run the night, compare."""
+    """Start the night as its own driver (`python -m jobs.nightly`, a new Ray job), SIGKILL it
+    once it has committed `target` chunks (0: once it has begun, before any chunk) plus a
+    random delay within the expected wait for the next one, re-run the night in this
+    process to the end, and compare what the reading path gives with the clean run."""
     from jobs.nightly import run_nightly
     from pipeline.config import build_config
 
@@ -199,28 +285,45 @@ def kill_trial(
     config_path = workdir / f"night-{rng.getrandbits(32):08x}.yaml"
     config_path.write_text(yaml.safe_dump(raw))
     env = {**os.environ, **CREDENTIALS, "RAY_ADDRESS": ray_address(), "PYTHONPATH": str(ROOT)}
-    # one chunk per video (2 clips each): kill after 0..videos-1 chunks, so always mid-run
-    target_chunks = rng.randint(0, max(0, len(reference) // 2 - 1))
-    extra_s = rng.uniform(0.0, 1.0)
+    delay_s = rng.uniform(0.0, clock.window(target))
     started = time.monotonic()
+    leased_at: float | None = None
+    chunk_times: list[float] = []
+    marks = RunMarks()
     with open(workdir / f"{config_path.stem}.log", "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "jobs.nightly", str(config_path), "--date", NIGHT.isoformat()],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        while proc.poll() is None and committed_chunks(output, store.endpoint) < target_chunks:
-            time.sleep(0.3)
-        time.sleep(extra_s)
-        killed = proc.poll() is None
-        if killed:
-            os.kill(proc.pid, signal.SIGKILL)
+        kill_at: float | None = None
+        while proc.poll() is None:
+            now = time.monotonic() - started
+            if kill_at is not None and now >= kill_at:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            marks = run_marks(store, output)
+            if marks.leased and leased_at is None:
+                leased_at = now
+            chunk_times += [now] * (marks.chunks - len(chunk_times))
+            if kill_at is None and marks.leased and marks.chunks >= target:
+                kill_at = now + delay_s
+            wait = POLL_S if kill_at is None else min(POLL_S, kill_at - now)
+            time.sleep(max(0.0, wait))
         proc.wait()
+    killed_at = time.monotonic() - started
+    killed = proc.returncode == -signal.SIGKILL
+    clock.observe(leased_at, chunk_times)
     chunks_before = committed_chunks(output, store.endpoint)
+    rerun = time.monotonic()
     summary = run_nightly(build_config(raw), NIGHT)
+    rerun_s = time.monotonic() - rerun
     detail = {
-        "killed_after_s": round(time.monotonic() - started, 1), "killed": killed,
-        "exit": proc.returncode, "chunks_committed_before_kill": chunks_before,
-        "videos_redone": summary.processed,
+        "kill_point": "before any chunk" if target == 0 else f"after chunk {target}",
+        "killed": killed, "exit": proc.returncode, "killed_at_s": round(killed_at, 1),
+        "run_began_s": None if leased_at is None else round(leased_at, 1),
+        "chunks_seen_at_kill": marks.chunks, "chunks_committed_before_kill": chunks_before,
+        "videos_redone": summary.processed, "rerun_s": round(rerun_s, 1),
+        "trial_s": round(time.monotonic() - started, 1),
     }  # fmt: skip
     return compare("driver SIGKILL", store.name, clip_rows(output, store.endpoint), reference,
                    **detail)  # fmt: skip
@@ -358,8 +461,16 @@ def write_report(outcomes: list[Outcome], path: Path, command: str, seconds: flo
 
 def _injected(scenario: str, items: list[Outcome]) -> str:
     if scenario == "driver SIGKILL":
-        killed = sum(bool(o.detail.get("killed")) for o in items)
-        return f"{killed} kills mid-run"
+        killed = [o for o in items if o.detail.get("killed")]
+        early = sum(o.detail.get("chunks_committed_before_kill") == 0 for o in killed)
+        text = f"{len(killed)} kills mid-run: {early} before any chunk, {len(killed) - early} after"
+        text += " some chunks"
+        if len(killed) < len(items):
+            text += f"; {len(items) - len(killed)} drivers ended before their kill"
+        times = sorted(o.detail["trial_s"] for o in items if "trial_s" in o.detail)
+        if times:
+            text += f" (median trial {times[len(times) // 2]:.0f} s)"
+        return text
     if scenario.startswith("S3 faults"):
         requests = sum(o.detail.get("requests", 0) for o in items)
         faults = Counter()
@@ -382,7 +493,7 @@ def main() -> None:
     parser.add_argument("--fault-rate", type=float, default=0.2)
     parser.add_argument("--out", type=Path, default=ROOT / "RELIABILITY.md")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--videos", type=int, default=4)
+    parser.add_argument("--videos", type=int, default=3)
     args = parser.parse_args()
     os.environ.update(CREDENTIALS)
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
@@ -405,22 +516,24 @@ def main() -> None:
         stores = _start_stores(names, work, stack)
         if stores:
             with local_ray():
-                inputs, references = {}, {}
+                # one clean run, on local disk: what every store's reader must give
+                local = Store("local", str(work / "clean"))
+                reference = clean_run(put_videos(local, videos), local.uri("out"), None)
+                inputs = {}
                 for store in stores:
                     inputs[store.name] = put_videos(store, videos)
-                    references[store.name] = clean_run(
-                        inputs[store.name], store.uri("reference"), store.endpoint
-                    )
                     if store.name == "moto":
                         bucket = store.root.removeprefix("s3://")
                         for trial in range(args.proxy_trials):
-                            record(proxy_trial(store.endpoint, bucket, videos,
-                                               references[store.name], args.fault_rate,
-                                               seed=trial))  # fmt: skip
+                            record(proxy_trial(store.endpoint, bucket, videos, reference,
+                                               args.fault_rate, seed=trial))  # fmt: skip
+                targets = {s.name: kill_targets(args.kill_trials, args.videos, rng) for s in stores}
+                clocks = {s.name: KillClock() for s in stores}
                 for trial in range(args.kill_trials):  # stores take turns
                     for store in stores:
                         record(kill_trial(store, inputs[store.name], store.uri(f"kill-{trial}"),
-                                          references[store.name], rng, work))  # fmt: skip
+                                          reference, rng, work, targets[store.name][trial],
+                                          clocks[store.name]))  # fmt: skip
         # last: a driver that has joined a `Cluster` leaves Ray state behind in this process
         for trial in range(args.node_trials):
             record(node_loss_trial(videos, work / f"node-{trial}", rng.uniform(0.0, 2.0)))
