@@ -12,8 +12,9 @@ lost (missing or different).
 - driver SIGKILL: `python -m jobs.nightly` runs as its own driver (a new Ray job on the same
   Ray, so cold workers, as a real night) and is killed with SIGKILL at a random point of the
   run: once it has begun (taken its lease), after 0 to videos-1 committed chunks (one chunk
-  per video), plus a random delay within the expected wait for the next chunk. The night is
-  then re-run to the end in this process. On the local disk (what `clipnote run` on local
+  per video), plus a random delay within the expected wait for the next chunk (one meant for
+  the last gap may land after the last chunk, before the run record: still mid-run). The
+  night is then re-run to the end in this process. On the local disk (what `clipnote run` on local
   files writes to), on moto's S3 server and on SeaweedFS.
 - faulty S3: a loopback proxy answers 503 SlowDown, resets connections (before the request, or
   after it so the response is lost) or stalls, on a fraction of all S3 requests of the
