@@ -29,11 +29,14 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pipeline.config import RunConfig
+
+T = TypeVar("T")
 
 DECODE_HEADROOM = 1.25
 GPU_MEMORY_USABLE = 0.85
@@ -198,6 +201,21 @@ def sample_refs(refs: list, n: int) -> list:
     return [refs[int(i * step)] for i in range(n)]
 
 
+def sample_stream(refs: Iterable[T], n: int) -> tuple[list[T], int]:
+    """`n` items spread over a stream of unknown length, and its length, holding at most 2n:
+    every `step`-th item is kept, and when 2n are kept every other one is dropped and the
+    step doubles (a listing of 1M videos is never held to plan a run)."""
+    kept: list[T] = []
+    step, count = 1, 0
+    for index, ref in enumerate(refs):
+        count += 1
+        if index % step == 0:
+            kept.append(ref)
+            if len(kept) >= 2 * n:
+                kept, step = kept[::2], step * 2
+    return sample_refs(kept, n), count
+
+
 def measure_sample(config: RunConfig, refs: list, workdir: Path) -> SampleMeasure:
     """Run the real pipeline on `refs` into `workdir` and read its per-clip costs."""
     import ray
@@ -238,15 +256,14 @@ def make_plan(
 ) -> tuple[SampleMeasure, Plan, dict[str, Any]]:
     """List, measure a sample, size the run (Ray must be connected)."""
     from pipeline.checkpoint_info import describe_checkpoint, resolve_model_source
-    from pipeline.sources import list_videos
+    from pipeline.sources import iter_videos
 
     options = config.storage.options()
-    refs = list_videos(config.input, options)
-    if not refs:
+    chosen, listed = sample_stream(iter_videos(config.input, options), max(1, sample))
+    if not listed:
         from pipeline.config import ConfigError
 
         raise ConfigError(f"input: no videos under {config.input}")
-    chosen = sample_refs(refs, max(1, sample))
     with tempfile.TemporaryDirectory(prefix="clipnote-plan-", dir=workdir) as tmp:
         measure = measure_sample(config, chosen, Path(tmp))
     source = resolve_model_source(config.model.source)
@@ -266,9 +283,9 @@ def make_plan(
             f"~{mm.per_clip_bytes / 1e6:.1f} MB per clip in a batch (estimate)"
         )
     gpus = gpus if gpus is not None else config.resources.annotate_actors
-    plan = predict(measure, len(refs), gpus, None, batch, note)
-    local = predict(measure, len(refs), measure.actors, measure.decode_cpus, batch, note)
-    return measure, plan, {"this_machine": asdict(local), "listed": len(refs)}
+    plan = predict(measure, listed, gpus, None, batch, note)
+    local = predict(measure, listed, measure.actors, measure.decode_cpus, batch, note)
+    return measure, plan, {"this_machine": asdict(local), "listed": listed}
 
 
 def format_plan(measure: SampleMeasure, plan: Plan, local: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from jobs.plan import (
     memory_model,
     predict,
     sample_refs,
+    sample_stream,
     throughput,
 )
 
@@ -77,6 +78,15 @@ def test_sample_spreads_over_the_listing():
     refs = list(range(100))
     assert sample_refs(refs, 4) == [0, 25, 50, 75]
     assert sample_refs(refs[:3], 8) == [0, 1, 2]
+
+
+def test_a_streamed_listing_is_sampled_evenly():
+    chosen, count = sample_stream(iter(range(1000)), 4)
+    assert count == 1000 and chosen == [0, 256, 512, 768]  # every 128th kept, then every 2nd
+    assert sample_stream(iter(range(3)), 8) == ([0, 1, 2], 3)
+    assert sample_stream(iter([]), 4) == ([], 0)
+    chosen, _ = sample_stream(iter(range(10_000)), 5)
+    assert chosen == [0, 2048, 4096, 6144, 8192]  # every 2048th of 0..9999: 5 of them
 
 
 @pytest.mark.slow
