@@ -354,9 +354,16 @@ def proxy_trial(
 # -- node loss -----------------------------------------------------------------------------
 
 
+NODE_TRIAL_COPIES = 3
+"""The node trial runs each video under this many names: a run long enough (about three
+times the kill trials') that the node is removed while it still has work to do."""
+
+
 def node_loss_trial(videos: dict[str, bytes], work: Path, extra_s: float) -> Outcome:
     """Two worker nodes on loopback: a clean run, then a run during which the node that has
-    been doing the work is removed (`allow_graceful=False`, like a lost machine)."""
+    been doing the work is removed (`allow_graceful=False`, like a lost machine) once the run
+    has committed its first chunk, plus `extra_s`. `removed_mid_run` says the removal came
+    before the run ended (a trial whose run ended first removed nothing)."""
     import threading
 
     import ray
@@ -366,7 +373,10 @@ def node_loss_trial(videos: dict[str, bytes], work: Path, extra_s: float) -> Out
     from jobs.nightly import run_nightly
     from pipeline.config import build_config
 
-    input_uri = put_videos(Store("local", str(work / "node")), videos)
+    copies = {
+        f"{i}-{name}": data for i in range(NODE_TRIAL_COPIES) for name, data in videos.items()
+    }
+    input_uri = put_videos(Store("local", str(work / "node")), copies)
     cluster = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False},
@@ -378,7 +388,8 @@ def node_loss_trial(videos: dict[str, bytes], work: Path, extra_s: float) -> Out
     services.node_ip_address_from_perspective = lambda address=None: "127.0.0.1"
     gcs = "127.0.0.1:" + cluster.address.rsplit(":", 1)[1]
     ray.init(address=gcs, log_to_driver=False, _node_ip_address="127.0.0.1")
-    removed: dict[str, Any] = {}
+    removed: dict[str, Any] = {"removed_mid_run": False}
+    finished = threading.Event()
     try:
         reference = clean_run(input_uri, str(work / "node-reference"), None)
 
@@ -386,21 +397,27 @@ def node_loss_trial(videos: dict[str, bytes], work: Path, extra_s: float) -> Out
 
         def remove() -> None:
             """Once the run has committed its first chunk (so mid-run), plus a random delay."""
-            deadline = time.monotonic() + 300
-            while committed_chunks(output, None) < 1 and time.monotonic() < deadline:
-                time.sleep(0.2)
-            time.sleep(extra_s)
+            while committed_chunks(output, None) < 1 and not finished.wait(0.1):
+                pass
+            if finished.wait(extra_s):
+                return
             busy = {a["Address"]["NodeID"] for a in _alive_actors()}
             victim = next((n for n in nodes if n.unique_id in busy), nodes[0])
             removed["chunks_before_removal"] = committed_chunks(output, None)
             cluster.remove_node(victim, allow_graceful=False)
             removed["removed_at_s"] = round(time.monotonic() - started, 1)
             removed["had_the_annotator"] = bool(busy)
+            removed["removed_mid_run"] = not finished.is_set()
 
         started = time.monotonic()
-        threading.Thread(target=remove, daemon=True).start()
+        remover = threading.Thread(target=remove, daemon=True)
+        remover.start()
         raw = raw_config(input_uri, output, None)
-        summary = run_nightly(build_config(raw), NIGHT)
+        try:
+            summary = run_nightly(build_config(raw), NIGHT)
+        finally:
+            finished.set()
+            remover.join()
         removed.update(counts=summary.counts, run_s=round(summary.seconds, 1))
         rows = clip_rows(output, None)
     finally:
@@ -482,7 +499,8 @@ def _injected(scenario: str, items: list[Outcome]) -> str:
         share = total / requests if requests else 0
         kinds = ", ".join(f"{k} {v}" for k, v in faults.items())
         return f"{total} of {requests} requests ({share:.0%}): {kinds}"
-    return f"{len(items)} node removals"
+    mid_run = sum(bool(o.detail.get("removed_mid_run")) for o in items)
+    return f"{mid_run} of {len(items)} runs lost a worker node mid-run"
 
 
 def main() -> None:
@@ -537,7 +555,7 @@ def main() -> None:
                                           clocks[store.name]))  # fmt: skip
         # last: a driver that has joined a `Cluster` leaves Ray state behind in this process
         for trial in range(args.node_trials):
-            record(node_loss_trial(videos, work / f"node-{trial}", rng.uniform(0.0, 2.0)))
+            record(node_loss_trial(videos, work / f"node-{trial}", rng.uniform(0.0, 0.5)))
     print(f"wrote {args.out}")
 
 

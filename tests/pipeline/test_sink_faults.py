@@ -106,5 +106,6 @@ def test_worker_node_removed_mid_run(tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     (line,) = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
     assert line["scenario"] == "worker node removed"
+    assert line["detail"]["removed_mid_run"], line  # the node went while the run had work
     assert line["expected"] == line["found"] > 0, line
     assert (line["duplicated"], line["lost"], line["extra"]) == (0, 0, 0), line
