@@ -152,7 +152,10 @@ def build_dataset(
         num_cpus=cpus_per_actor,
         num_gpus=gpus_per_actor,
         max_restarts=ANNOTATE_MAX_RESTARTS,
-        max_task_retries=ANNOTATE_MAX_RESTARTS,
+        # A task is retried for as long as its actor may come back: while a lost node is
+        # being declared dead the actor is "unavailable" and a fixed count of retries runs out
+        # in seconds; the restarts above are what bounds a batch that keeps killing its actor.
+        max_task_retries=-1,
     )
 
 
