@@ -366,14 +366,18 @@ def iter_latest(
     yield from _iter_latest_once(output, options, columns)
 
 
-def _collect(make, restarts: int = _RESTARTS) -> list[pa.RecordBatch]:
-    for attempt in range(restarts + 1):
+def _restarting(read: Callable[[], T], restarts: int = _RESTARTS) -> T:
+    """`read()`, called again (it takes a fresh snapshot) while a file it listed vanished."""
+    for _ in range(restarts):
         try:
-            return list(make())
+            return read()
         except _Vanished:
-            if attempt == restarts:
-                raise
-    return []
+            pass
+    return read()
+
+
+def _collect(make, restarts: int = _RESTARTS) -> list[pa.RecordBatch]:
+    return _restarting(lambda: list(make()), restarts)
 
 
 def fold_latest_keys(
@@ -387,13 +391,7 @@ def fold_latest_keys(
     videos at a time, never more than `budget` key rows in memory (the rest waits in a local
     spill); started over from a fresh snapshot if a file vanished. For readers that keep less
     than the rows, such as nightly's index of what is done."""
-    for attempt in range(_RESTARTS + 1):
-        try:
-            return fold(_latest_keys_once(output, options, extra, budget)[1])
-        except _Vanished:
-            if attempt == _RESTARTS:
-                raise
-    raise AssertionError("unreachable")
+    return _restarting(lambda: fold(_latest_keys_once(output, options, extra, budget)[1]))
 
 
 def read_latest(

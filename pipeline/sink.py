@@ -217,7 +217,7 @@ class ChunkTracker:
         self._file_results: dict[str, dict[str, Any]] = {}
         self._ready_files: list[str] = []
         self._ready_videos: list[str] = []
-        self.completed = 0
+        self.completed_videos = 0
         """Videos completed so far (their rows all written): a count, so the driver holds
         nothing per video once its chunk is cut."""
         self.covered_s = 0.0
@@ -250,7 +250,7 @@ class ChunkTracker:
             self._file_waits[file] -= 1
 
     def _add_up(self, entry: list[Any]) -> None:
-        self.completed += 1
+        self.completed_videos += 1
         self.covered_s += covered_seconds(entry[3], entry[2])
         self.video_s += entry[2]
 
@@ -309,10 +309,6 @@ class ChunkTracker:
             rows += result["rows"]
         self._since = self.clock()
         return Chunk(files, rows, dict(counts), videos)
-
-    @property
-    def completed_videos(self) -> int:
-        return self.completed
 
     @property
     def incomplete_videos(self) -> list[str]:
@@ -546,7 +542,8 @@ class RunCommitter:
         return uri
 
     def _attempt_records(self) -> dict[str, list[dict[str, Any]]]:
-        """Chunk records of this run id, by attempt (one LIST of `_runs/<run_id>/`)."""
+        """Chunk records of this run id, by attempt (one LIST of `_runs/<run_id>/`, which also
+        finds the attempts' work plan folders for `finish` to remove)."""
         base = strip_scheme(join(self.output, RUNS_DIR, self.run_id))
         if hasattr(self.fs, "invalidate_cache"):
             self.fs.invalidate_cache(base)

@@ -43,7 +43,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from pipeline.records import VideoRef
@@ -73,6 +73,7 @@ INVALID_PREFIX = "invalid:"
 _MEMBER_SEP = "#"
 _TAR_HEADER_BLOCK = 2**16  # S3 read-ahead while walking headers: small, so member data is skipped
 _STAT_WORKERS = 16  # manifest entries are stat'ed concurrently: one HEAD each on S3
+T = TypeVar("T")
 _ENTRY_PAGE = 1024  # manifest entries expanded at a time (bounds what a listing holds)
 
 
@@ -90,18 +91,13 @@ def iter_videos(
     Nothing is held whole: S3 prefixes are read page by page (1,000 keys a request), folders
     walked as they go, manifests read line by line (Parquet: batch by batch) and expanded a
     page of entries at a time. Only manifests and globs can name a video twice; for those a
-    16-byte digest per video listed so far is kept to drop repeats (about 75 bytes a video,
-    against some 2 KB for a held `VideoRef`).
+    16-byte digest per video listed so far is kept to drop repeats (`_once_each`: about 75
+    bytes a video, against some 2 KB for a held `VideoRef`).
     """
     lister = _Lister(options, extensions)
     uri = _normalize(input_uri)
-    if "*" in uri:
-        yield from _once_each(_readable_ref(ref) for ref in lister.iter_glob(uri))
-        return
-    refs = (_readable_ref(ref) for ref in lister.iter_input(uri))
-    if _split_member(uri) is None and _suffix(uri) in MANIFEST_EXTENSIONS:
-        refs = _once_each(refs)
-    yield from refs
+    refs = lister.iter_glob(uri) if "*" in uri else lister.iter_input(uri)
+    yield from (_readable_ref(ref) for ref in refs)
 
 
 def list_videos(
@@ -214,7 +210,11 @@ class _Lister:
             )
 
     def iter_glob(self, pattern: str) -> Iterator[VideoRef]:
-        """Matches are taken like a directory's contents: directories, videos and shards."""
+        """Matches are taken like a directory's contents: directories, videos and shards,
+        each video once (a folder and a file inside it can both match)."""
+        yield from _once_each(self.iter_matches(pattern))
+
+    def iter_matches(self, pattern: str) -> Iterator[VideoRef]:
         matched = False
         if is_remote(pattern):
             for file_uri, size, version in self.remote_glob(pattern):
@@ -359,12 +359,15 @@ class _Lister:
     # -- manifests ----------------------------------------------------------------------------
 
     def expand_manifest(self, manifest_uri: str) -> Iterator[VideoRef]:
-        """Entries in manifest order, a page at a time: each page's entries are stat'ed
-        concurrently (one HEAD each on S3), then the next page is read."""
+        """Entries in manifest order, each video once, a page at a time: each page's entries
+        are stat'ed concurrently (one HEAD each on S3), then the next page is read."""
+        yield from _once_each(self.expand_entries(manifest_uri))
+
+    def expand_entries(self, manifest_uri: str) -> Iterator[VideoRef]:
         listed = self.read_manifest_entries(manifest_uri)
         entries = (_resolve_entry(entry, manifest_uri) for entry in listed)
         with ThreadPoolExecutor(max_workers=_STAT_WORKERS) as pool:
-            for page in _pages(entries, _ENTRY_PAGE):
+            for page in in_pages(entries, _ENTRY_PAGE):
                 for group in pool.map(self.expand_resolved, page):
                     yield from group
 
@@ -581,7 +584,8 @@ def _missing(uri: str) -> VideoRef:
     return VideoRef(uri=uri, size=-1, version=MISSING_VERSION)
 
 
-def _pages(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+def in_pages(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """`items` as lists of up to `size` (the last may be shorter), taken as they come."""
     iterator = iter(items)
     while page := list(itertools.islice(iterator, size)):
         yield page
@@ -592,7 +596,8 @@ def _once_each(refs: Iterable[VideoRef]) -> Iterator[VideoRef]:
     digest per uri rather than the uri."""
     seen: set[bytes] = set()
     for ref in refs:
-        digest = hashlib.blake2b(ref.uri.encode("utf-8"), digest_size=16).digest()
+        raw = ref.uri.encode("utf-8", errors="surrogateescape")  # names need not be UTF-8
+        digest = hashlib.blake2b(raw, digest_size=16).digest()
         if digest not in seen:
             seen.add(digest)
             yield ref

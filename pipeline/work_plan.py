@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -33,6 +32,7 @@ from .annotate import work_key
 from .reading import PLAN_DIR, RUNS_DIR, work_key_of
 from .records import VideoRef
 from .schema import STATUS_OK
+from .sources import in_pages
 from .storage import StorageOptions, join, read_bytes, write_bytes
 
 RunMode = Literal["all", "incremental", "retry"]
@@ -159,8 +159,7 @@ def write_work_plan(
 ) -> WorkPlan:
     """Stream `refs` through `decide`, writing each page of work to `folder`."""
     plan = WorkPlan()
-    iterator = iter(refs)
-    while page := list(itertools.islice(iterator, PAGE_VIDEOS)):
+    for page in in_pages(refs, PAGE_VIDEOS):
         work, skipped = decide(page, index, settings_hash, mode)
         plan.listed += len(page)
         plan.skipped += skipped
