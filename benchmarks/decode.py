@@ -35,19 +35,13 @@ import numpy as np
 import torch
 
 from model.processing import FrameProcessor
-from pipeline.decode import (
-    DecodeSettings,
-    decode_video_rows,
-    iter_clips,
-    open_video,
-    resize_frames,
-    video_meta,
-)
-from pipeline.isolation import DecodeLimits
-from pipeline.planning import ClipConfig, plan_clips, plan_clips_at_times
-from pipeline.records import VideoRef
-from pipeline.sampling import SamplingConfig
-from pipeline.storage import StorageOptions
+from pipeline.clips.sampling import SamplingConfig
+from pipeline.clips.windows import ClipConfig, plan_clips, plan_clips_at_times
+from pipeline.core.records import VideoRef
+from pipeline.core.storage import StorageOptions
+from pipeline.decode.isolation import DecodeLimits
+from pipeline.decode.video import open_video, resize_frames, video_meta
+from pipeline.decode.video_rows import DecodeSettings, decode_video_rows, iter_clips
 
 CACHE = Path(__file__).parent / ".cache"
 WIDTH, HEIGHT, FPS, SECONDS = 1280, 720, 30, 60
@@ -225,7 +219,7 @@ def poison_run(stall_s: float = 10.0) -> dict[str, float | str]:
     kills its decoder (SIGSEGV) and one that hangs, on a local Ray with 2 CPUs."""
     import ray
 
-    from pipeline.decode import FAULT_INJECTION_ENV, FAULT_MAGIC
+    from pipeline.decode.video_rows import FAULT_INJECTION_ENV, FAULT_MAGIC
     from pipeline.ray_data import decode_row
     from tests.helpers import encode_frames
 

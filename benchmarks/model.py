@@ -64,7 +64,7 @@ def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> floa
 
 def build_model(text: dict, vision: dict, group: int, queries: int, device, dtype):
     from model import load_tokenizer
-    from pipeline.checkpoint_info import toy_checkpoint_dir
+    from pipeline.annotate.checkpoint_info import toy_checkpoint_dir
 
     raw = {
         "model_type": "tinyllava", "connector_type": "groupresampler", "num_queries": queries,

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from model.toy.video_io import write_toy_videos
 from pipeline.config import build_config
+from pipeline.input.listing import list_videos
 from pipeline.ray_data import AnnotateActor, decode_row
 from pipeline.run import run_pipeline, stage_settings
-from pipeline.sources import list_videos
 
 
 def timed(fn) -> float:

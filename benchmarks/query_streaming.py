@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.schema import CLIPS_SCHEMA
+from pipeline.output.schema import CLIPS_SCHEMA
 
 ROWS_PER_FILE = 50_000
 THUMB_BYTES = 2048

@@ -4,7 +4,7 @@
         [--proxy-trials 2] [--node-trials 1] [--videos 3] [--out RELIABILITY.md]
 
 Every scenario runs the real pipeline (local Ray, the shipped toy model, PyAV-made videos) and
-compares `pipeline.reading.read_latest` with the clips of one clean run of the same input
+compares `pipeline.output.reading.read_latest` with the clips of one clean run of the same input
 (made once, on local disk; rows compare by video name, clip, status, caption and tags, so one
 clean run serves every store): rows expected / found / duplicated (a clip more than once) /
 lost (missing or different).
@@ -131,7 +131,7 @@ def raw_config(input_uri: str, output: str, endpoint: str | None, **extra: Any) 
 
 
 def options_of(endpoint: str | None):
-    from pipeline.storage import StorageOptions
+    from pipeline.core.storage import StorageOptions
 
     return StorageOptions(endpoint_url=endpoint)
 
@@ -141,7 +141,7 @@ def options_of(endpoint: str | None):
 
 def clip_rows(output: str, endpoint: str | None) -> list[tuple]:
     """(video name, clip index, status, caption, tags) of each row `read_latest` gives."""
-    from pipeline.reading import read_latest
+    from pipeline.output.reading import read_latest
 
     table = read_latest(output, options_of(endpoint))
     return [
@@ -181,7 +181,7 @@ def ray_address() -> str:
 
 def committed_chunks(output: str, endpoint: str | None) -> int:
     """Chunks a reader sees as committed (`snapshot`: lists and reads every record)."""
-    from pipeline.reading import snapshot
+    from pipeline.output.reading import snapshot
 
     try:
         snap = snapshot(output, options_of(endpoint))

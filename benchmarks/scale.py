@@ -9,7 +9,8 @@ the driver's own costs (listing, planning, blocks, write results, commits) domin
 isolation (a supervised child per video) is off here: it costs the same per video at any size
 and would hide the driver's share. Reported
 per size: driver peak RSS (ru_maxrss of the driver process; Ray's workers are other
-processes), wall time, seconds per video, committed rows read back through `pipeline.reading`.
+processes), wall time, seconds per video, committed rows read back through
+`pipeline.output.reading`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def one_size(videos: int, workdir: Path, again: bool = False) -> dict:
     import ray
 
     from pipeline.config import build_config
-    from pipeline.reading import read_latest
+    from pipeline.output.reading import read_latest
     from pipeline.run import run_pipeline
 
     manifest = workdir / f"manifest-{videos}.txt"

@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jobs.options import add_config_arguments, config_from_args
 from pipeline.preflight import preflight
-
-from .options import add_config_arguments, config_from_args
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -24,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     """Exit 0 when committed; 2 for a bad request, 1 for an environment failure (one line)."""
     from rich.console import Console
 
-    from .errors import exit_code
-    from .progress import run_with_display
+    from jobs.errors import exit_code
+    from jobs.progress import run_with_display
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
 

@@ -62,7 +62,7 @@ def user_errors() -> Iterator[None]:
     except Exception as exc:
         if STATE.debug:
             raise
-        from .errors import explain
+        from jobs.errors import explain
 
         message, code = explain(exc)
         err_console.print(f"clipnote: {message}", style="red", soft_wrap=True, markup=False)
@@ -83,9 +83,8 @@ def _night(day: str | None):
 
 def prepared_config(config, input_uri, output_uri, model_uri, sets):
     """The validated config, after the preflight checks (model, input, output) passed."""
+    from jobs.options import config_from_cli
     from pipeline.preflight import preflight
-
-    from .options import config_from_cli
 
     run_config = config_from_cli(config, input_uri, output_uri, model_uri, sets)
     preflight(run_config)
@@ -101,7 +100,7 @@ def run(
     sets: SetOpt = None,
 ) -> None:
     """Caption and tag every video of the input; Parquet + commit record in the output."""
-    from .progress import run_with_display
+    from jobs.progress import run_with_display
 
     with user_errors():
         run_config = prepared_config(config, input_uri, output_uri, model_uri, sets)
@@ -114,7 +113,7 @@ def demo(
     videos: Annotated[int, typer.Option(min=1, max=64, help="how many toy videos")] = 6,
 ) -> None:
     """Toy videos -> full pipeline on a local Ray with the shipped toy model -> captions."""
-    from .demo import run_demo
+    from jobs.demo import run_demo
 
     with user_errors():
         run_demo(out.resolve(), videos, console, verbose=STATE.verbose)
@@ -135,8 +134,8 @@ def submit(
     day: DateOpt = None,
 ) -> None:
     """Submit the run as a Ray Job (only the project's code is uploaded); prints the job id."""
-    from .options import config_from_cli
-    from .submit import entrypoint, follow_job, submit_run
+    from jobs.options import config_from_cli
+    from jobs.submit import entrypoint, follow_job, submit_run
 
     with user_errors():
         # Validated here; model/input/output are checked in the job, with the cluster's access.
@@ -167,7 +166,7 @@ def nightly(
     sets: SetOpt = None,
 ) -> None:
     """Caption what is not done yet (run id nightly-DATE; a re-run resumes it)."""
-    from .nightly import describe, night_with_display
+    from jobs.nightly import describe, night_with_display
 
     with user_errors():
         night = _night(day)
@@ -185,7 +184,7 @@ def retry(
     sets: SetOpt = None,
 ) -> None:
     """Redo only the clips whose latest committed row is an error (history is kept)."""
-    from .nightly import describe, retry_with_display
+    from jobs.nightly import describe, retry_with_display
 
     with user_errors():
         run_config = prepared_config(config, input_uri, output_uri, model_uri, sets)
@@ -203,7 +202,7 @@ RegionOpt = Annotated[str | None, typer.Option("--region", help="S3 region")]
 
 
 def _storage(endpoint_url: str | None, region: str | None):
-    from pipeline.storage import StorageOptions
+    from pipeline.core.storage import StorageOptions
 
     return StorageOptions(endpoint_url=endpoint_url, region=region)
 
@@ -220,7 +219,7 @@ def query(
     region: RegionOpt = None,
 ) -> None:
     """DuckDB SQL over the committed output, streamed (clips = latest annotation per clip)."""
-    from .query import run_query
+    from jobs.query import run_query
 
     with user_errors():
         run_query(output, sql, fmt, out, _storage(endpoint_url, region), console)  # type: ignore[arg-type]
@@ -235,8 +234,8 @@ def stats(
     region: RegionOpt = None,
 ) -> None:
     """Per run: videos, clips, errors by kind and reason, top tags, speed, stage seconds."""
-    from .query import QueryError
-    from .stats import collect_stats, print_stats, stats_json
+    from jobs.query import QueryError
+    from jobs.stats import collect_stats, print_stats, stats_json
 
     with user_errors():
         found = collect_stats(output, _storage(endpoint_url, region), run_id)
@@ -260,7 +259,7 @@ def report(
     region: RegionOpt = None,
 ) -> None:
     """One self-contained HTML contact sheet: cards, tag filter, search, run summary."""
-    from .report_html import write_report
+    from jobs.report_html import write_report
 
     with user_errors():
         data = write_report(output, out, _storage(endpoint_url, region), where, limit)
@@ -290,8 +289,8 @@ def plan(
     import json
     from dataclasses import asdict
 
-    from .plan import format_plan, make_plan
-    from .ray_session import connect
+    from jobs.plan import format_plan, make_plan
+    from jobs.ray_session import connect
 
     with user_errors():
         run_config = prepared_config(config, input_uri, output_uri, model_uri, sets)

@@ -12,11 +12,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from jobs.progress import run_with_display
 from pipeline.config import build_config
+from pipeline.output.committed import read_committed
 from pipeline.run import RunSummary
-from pipeline.sink import read_committed
-
-from .progress import run_with_display
 
 DEMO_SEED = 2026
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from jobs.query import QueryError
 from model.checkpoint import CheckpointError
 from model.remote import FetchError
 from pipeline.config import ConfigError
+from pipeline.core.errors import CommitError, RunLocked
+from pipeline.input.problems import SourceError
 from pipeline.preflight import BAD_INPUT, ENVIRONMENT, Problem
-from pipeline.sink import CommitError, RunLocked
-from pipeline.sources import SourceError
-
-from .query import QueryError
 
 _BAD_INPUT = (ConfigError, CheckpointError, QueryError)
 _ENVIRONMENT = (CommitError, RunLocked, FetchError)

@@ -15,10 +15,9 @@ from datetime import UTC, date, datetime
 
 from rich.console import Console
 
+from jobs.options import add_config_arguments, config_from_args
 from pipeline.config import RunConfig
 from pipeline.run import RunSummary, run_pipeline
-
-from .options import add_config_arguments, config_from_args
 
 
 def night_config(config: RunConfig, day: date) -> RunConfig:
@@ -49,7 +48,7 @@ def night_with_display(
     config: RunConfig, day: date | None, console: Console, verbose: bool = False
 ) -> RunSummary:
     """`run_nightly` with the progress display and the run summary (CLI and job alike)."""
-    from .progress import run_with_display
+    from jobs.progress import run_with_display
 
     day = day or datetime.now(UTC).date()
     return run_with_display(
@@ -59,7 +58,7 @@ def night_with_display(
 
 def retry_with_display(config: RunConfig, console: Console, verbose: bool = False) -> RunSummary:
     """`run_retry` with the progress display and the run summary (CLI and job alike)."""
-    from .progress import run_with_display
+    from jobs.progress import run_with_display
 
     return run_with_display(retry_config(config), console, verbose=verbose, mode="retry")
 
@@ -95,9 +94,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 when committed; 2 for a bad request, 1 for an environment failure (one line)."""
+    from jobs.errors import exit_code
     from pipeline.preflight import preflight
-
-    from .errors import exit_code
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
 

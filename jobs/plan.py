@@ -178,7 +178,7 @@ def checkpoint_config_and_size(source: str, options: Any) -> tuple[Any, int]:
     import json
 
     from model import parse_config
-    from pipeline.storage import filesystem, join, read_bytes, strip_scheme
+    from pipeline.core.storage import filesystem, join, read_bytes, strip_scheme
 
     raw = json.loads(read_bytes(join(source, "config.json"), options))
     fs = filesystem(source, options)
@@ -220,7 +220,7 @@ def measure_sample(config: RunConfig, refs: list, workdir: Path) -> SampleMeasur
     """Run the real pipeline on `refs` into `workdir` and read its per-clip costs."""
     import ray
 
-    from pipeline.reading import read_all
+    from pipeline.output.reading import read_all
     from pipeline.run import run_pipeline
 
     manifest = workdir / "sample.txt"
@@ -255,8 +255,8 @@ def make_plan(
     workdir: Path | None = None,
 ) -> tuple[SampleMeasure, Plan, dict[str, Any]]:
     """List, measure a sample, size the run (Ray must be connected)."""
-    from pipeline.checkpoint_info import describe_checkpoint, resolve_model_source
-    from pipeline.sources import iter_videos
+    from pipeline.annotate.checkpoint_info import describe_checkpoint, resolve_model_source
+    from pipeline.input.listing import iter_videos
 
     options = config.storage.options()
     chosen, listed = sample_stream(iter_videos(config.input, options), max(1, sample))

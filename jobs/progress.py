@@ -86,10 +86,9 @@ def run_with_display(
     config: RunConfig, console: Console, verbose: bool = False, **run_options: Any
 ) -> RunSummary:
     """Connect to Ray, run `config` with the progress display on stderr, print the summary."""
+    from jobs.ray_session import connect
+    from jobs.report import print_summary
     from pipeline.run import run_pipeline
-
-    from .ray_session import connect
-    from .report import print_summary
 
     connect(verbose=verbose)
     display = ProgressDisplay(stream=sys.stderr)

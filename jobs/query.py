@@ -1,7 +1,7 @@
 """SQL over a clipnote output: DuckDB on the committed Parquet, streamed, local or S3.
 
 `clipnote query OUTPUT "SQL"` and the Python API below see three views, built by the one
-reading path (`pipeline.reading.register_views`): `clips` (each clip's latest committed
+reading path (`pipeline.output.reading.register_views`): `clips` (each clip's latest committed
 annotation, once), `clips_all` (every committed row, with its run) and `runs` (commit records).
 Files that no commit record names are never read.
 
@@ -35,8 +35,8 @@ from typing import IO, Any, Literal
 import duckdb
 import pyarrow as pa
 
-from pipeline.reading import register_views
-from pipeline.storage import StorageOptions, filesystem, is_remote, strip_scheme
+from pipeline.core.storage import StorageOptions, filesystem, is_remote, strip_scheme
+from pipeline.output.views import register_views
 
 Format = Literal["table", "json", "csv", "parquet"]
 FORMATS: tuple[str, ...] = ("table", "json", "csv", "parquet")

@@ -27,9 +27,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from pipeline.storage import StorageOptions
-
-from .stats import RunStats, run_stats
+from jobs.stats import RunStats, run_stats
+from pipeline.core.storage import StorageOptions
 
 DEFAULT_LIMIT = 2000
 TAG_SEP = "\x1f"  # tags never contain it; the page splits data-tags on it
@@ -58,7 +57,7 @@ def load_report_data(
     limit: int = DEFAULT_LIMIT,
 ) -> ReportData:
     """The cards' rows (streamed from DuckDB, at most `limit`) and every run's stats."""
-    from .query import QueryError, connect, iter_batches, query, record_batches
+    from jobs.query import QueryError, connect, iter_batches, query, record_batches
 
     if limit < 1:
         raise QueryError("--limit: must be at least 1")
@@ -90,7 +89,7 @@ def write_report(
     limit: int = DEFAULT_LIMIT,
 ) -> ReportData:
     """Build the report of `output` and write it to `out` (a path or `s3://` URI)."""
-    from pipeline.storage import write_bytes
+    from pipeline.core.storage import write_bytes
 
     data = load_report_data(output, options, where, limit)
     write_bytes(out, render_html(data).encode("utf-8"), options)

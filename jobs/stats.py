@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from pipeline.storage import StorageOptions
+from pipeline.core.storage import StorageOptions
 
 TOP_REASONS = 3
 TOP_TAGS = 10
@@ -206,7 +206,7 @@ def print_stats(stats: list[RunStats], console: Any) -> None:
 def collect_stats(
     output: str, options: StorageOptions | None = None, run_id: str | None = None
 ) -> list[RunStats]:
-    from .query import connect
+    from jobs.query import connect
 
     con = connect(output, options)
     try:

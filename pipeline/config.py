@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from model.prompts import CAPTION_PROMPT, TAG_PROMPT, TAXONOMY_QUESTION
-
-from .isolation import DecodeLimits
-from .locations import normalize_location
-from .planning import ClipConfig
-from .sampling import SamplingConfig
-from .storage import StorageOptions
+from pipeline.annotate.prompts import PromptSettings
+from pipeline.clips.sampling import SamplingConfig
+from pipeline.clips.windows import ClipConfig
+from pipeline.core.storage import StorageOptions
+from pipeline.core.strict import _Strict
+from pipeline.decode.isolation import DecodeLimits
+from pipeline.input.locations import normalize_location
 
 TOY_MODEL = "toy"
 """`model.source` naming the toy checkpoint shipped inside the package (the default)."""
@@ -28,10 +28,6 @@ TOY_MODEL = "toy"
 
 class ConfigError(ValueError):
     """An invalid run configuration; the message names each bad field."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class StorageSettings(_Strict):
@@ -53,25 +49,6 @@ class ModelSettings(_Strict):
     @classmethod
     def _location(cls, value: str) -> str:
         return value.strip() if value.strip() == TOY_MODEL else normalize_location(value)
-
-
-class PromptSettings(_Strict):
-    caption: str = CAPTION_PROMPT
-    tag_mode: Literal["generate", "taxonomy", "none"] = "generate"
-    tags: str = TAG_PROMPT
-    taxonomy: tuple[str, ...] = ()
-    taxonomy_question: str = TAXONOMY_QUESTION
-    taxonomy_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    taxonomy_method: Literal["listing", "yes_no"] = "listing"
-    """listing: P(the model lists the tag) under the `tags` prompt; yes_no: P(yes) to
-    `taxonomy_question` (model/tags.py says why listing is the default)."""
-
-    @field_validator("taxonomy_question")
-    @classmethod
-    def _has_tag_slot(cls, value: str) -> str:
-        if "{tag}" not in value:
-            raise ValueError("must contain '{tag}'")
-        return value
 
 
 class ResourceSettings(_Strict):
@@ -142,8 +119,9 @@ class RunConfig(_Strict):
         return normalize_location(value)
 
 
-# Let pydantic validate the pure dataclasses strictly too (unknown keys are errors).
 ClipConfig.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+
+
 SamplingConfig.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
 
 

@@ -14,9 +14,13 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from .checkpoint_info import CheckpointInfo, describe_checkpoint, resolve_model_source
-from .config import RunConfig
-from .storage import StorageOptions, filesystem, is_remote, join, strip_scheme
+from pipeline.annotate.checkpoint_info import (
+    CheckpointInfo,
+    describe_checkpoint,
+    resolve_model_source,
+)
+from pipeline.config import RunConfig
+from pipeline.core.storage import StorageOptions, filesystem, is_remote, join, strip_scheme
 
 BAD_INPUT = 2
 ENVIRONMENT = 1

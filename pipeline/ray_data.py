@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .annotate import AnnotateSettings, Annotator
-from .decode import DecodeSettings, decode_video_rows
-from .records import VideoRef
-from .schema import rows_to_table
-from .sink import VIDEO_ROWS, PartTarget, write_part, write_results_table
-from .storage import StorageOptions
-from .work_plan import REDO, block_slices, read_page
+from pipeline.annotate.annotator import Annotator
+from pipeline.annotate.settings import AnnotateSettings
+from pipeline.core.records import VideoRef
+from pipeline.core.storage import StorageOptions
+from pipeline.decode.video_rows import DecodeSettings, decode_video_rows
+from pipeline.output.part_writer import VIDEO_ROWS, PartTarget, write_part, write_results_table
+from pipeline.output.schema import rows_to_table
+from pipeline.work_plan import REDO, block_slices, read_page
 
 VIDEOS_PER_BLOCK = 16
 MIN_BLOCKS = 64

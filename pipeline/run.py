@@ -3,8 +3,8 @@
 Expects Ray to be initialised by the caller (only `jobs/` calls `ray.init`). The listing streams
 into the attempt's work plan (`pipeline.work_plan`), which the decode tasks read; workers write
 Parquet parts; the driver sees one small write result per part and commits them in chunks
-(`pipeline.sink`), so a crash loses at most the chunks in flight. What the driver keeps grows
-with the number of pages, files and chunks, not of videos. Every listed video that is
+(`pipeline.output.commit`), so a crash loses at most the chunks in flight. What the driver
+keeps grows with the number of pages, files and chunks, not of videos. Every listed video that is
 processed is accounted for in the committed output: clip rows or an error row.
 
 Modes (`RunMode`):
@@ -28,25 +28,22 @@ from typing import Any
 
 import pyarrow as pa
 
-from .annotate import AnnotateSettings, fingerprint, model_key, settings_key
-from .checkpoint_info import describe_checkpoint, resolve_model_source
-from .config import RunConfig
-from .decode import DecodeSettings, error_row
-from .ray_data import build_dataset, cluster_has_gpus, iter_write_results
-from .reading import fold_latest_keys
-from .records import VideoRef
-from .schema import rows_to_table
-from .sink import (
-    VIDEO_ROWS,
-    ChunkTracker,
-    CommitError,
-    RunCommitter,
-    new_attempt_id,
-    write_part,
-)
-from .sources import iter_videos
-from .storage import StorageOptions
-from .work_plan import (
+from pipeline.annotate.checkpoint_info import describe_checkpoint, resolve_model_source
+from pipeline.annotate.fingerprint import fingerprint, model_key, settings_key
+from pipeline.annotate.settings import AnnotateSettings
+from pipeline.config import RunConfig
+from pipeline.core.errors import CommitError
+from pipeline.core.records import VideoRef
+from pipeline.core.storage import StorageOptions
+from pipeline.decode.video_rows import DecodeSettings, error_row
+from pipeline.input.listing import iter_videos
+from pipeline.output.chunks import ChunkTracker
+from pipeline.output.commit import RunCommitter, new_attempt_id
+from pipeline.output.part_writer import VIDEO_ROWS, write_part
+from pipeline.output.reading import fold_latest_keys
+from pipeline.output.schema import rows_to_table
+from pipeline.ray_data import build_dataset, cluster_has_gpus, iter_write_results
+from pipeline.work_plan import (
     DoneIndex,
     RunMode,
     WorkPlan,
@@ -96,7 +93,7 @@ class RunSummary:
     attempt: str = ""
     mode: str = "all"
     covered_s: float = 0.0
-    """Seconds of the processed videos inside an ok clip (`pipeline.coverage`)."""
+    """Seconds of the processed videos inside an ok clip (`pipeline.output.coverage`)."""
     video_s: float = 0.0
     """Seconds of the processed videos."""
 

@@ -6,7 +6,7 @@ each page of work is written next to the attempt's chunk records
 (`_runs/<run>/<attempt>/plan/`), where the decode tasks read it back: the driver keeps the page
 names and counts, never the videos. Pages are removed when the attempt's run record is written.
 
-What is done comes from the one reading path (`pipeline.reading`) as a `DoneIndex`: a sorted
+What is done comes from the one reading path (`pipeline.output.reading`) as a `DoneIndex`: a sorted
 array of 16-byte digests of (video uri, work key) for the videos whose latest committed rows
 have that work key, 16 bytes a video, plus, for `clipnote retry`, the failed clips of the videos
 that have any. The digest is BLAKE2b: two different (uri, work key) pairs share one with odds
@@ -28,12 +28,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .annotate import work_key
-from .reading import PLAN_DIR, RUNS_DIR, work_key_of
-from .records import VideoRef
-from .schema import STATUS_OK
-from .sources import in_pages
-from .storage import StorageOptions, join, read_bytes, write_bytes
+from pipeline.annotate.fingerprint import work_key
+from pipeline.core.records import VideoRef
+from pipeline.core.status import STATUS_OK
+from pipeline.core.storage import StorageOptions, join, read_bytes, write_bytes
+from pipeline.input.names import in_pages
+from pipeline.output.layout import PLAN_DIR, RUNS_DIR, work_key_of
 
 RunMode = Literal["all", "incremental", "retry"]
 REDO = "redo"
@@ -66,7 +66,7 @@ class DoneIndex:
         cls, batches: Iterable[pa.RecordBatch | pa.Table], mode: RunMode = "incremental"
     ) -> DoneIndex:
         """From the `clips` view's `video_uri, clip_index, fingerprint, status` columns, as
-        `pipeline.reading.fold_latest_keys` streams them (a video's rows share one work key).
+        `pipeline.output.reading.fold_latest_keys` streams them (a video's rows share one work key).
         Only what `mode` asks about is kept: done digests, or (`retry`) the failed clips."""
         parts: list[np.ndarray] = []
         failed: dict[str, tuple[str, frozenset[int]]] = {}

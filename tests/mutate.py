@@ -59,7 +59,7 @@ class Target:
 
 
 TARGETS: dict[str, Target] = {
-    "schema": Target("pipeline/schema.py", ("tests/pipeline/test_schema.py",)),
+    "schema": Target("pipeline/output/schema.py", ("tests/pipeline/output/test_schema.py",)),
     "checkpoint": Target(
         "model/checkpoint.py",
         ("tests/model/test_checkpoint_units.py", "tests/model/test_checkpoint.py"),
@@ -97,16 +97,16 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     "sampling": Target(
-        "pipeline/sampling.py",
-        ("tests/pipeline/test_sampling.py", "tests/pipeline/test_planning_literal.py"),
+        "pipeline/clips/sampling.py",
+        ("tests/pipeline/clips/test_sampling.py", "tests/pipeline/clips/test_windows_literal.py"),
     ),
-    "planning": Target(
-        "pipeline/planning.py",
-        ("tests/pipeline/test_planning.py", "tests/pipeline/test_planning_literal.py"),
+    "windows": Target(
+        "pipeline/clips/windows.py",
+        ("tests/pipeline/clips/test_windows.py", "tests/pipeline/clips/test_windows_literal.py"),
     ),
     "manifest": Target(
-        "pipeline/sources.py",
-        ("tests/pipeline/test_sources.py", "tests/pipeline/test_manifest_literal.py"),
+        "pipeline/input/manifests.py",
+        ("tests/pipeline/input/test_listing.py", "tests/pipeline/input/test_manifest_literal.py"),
         functions=(
             "_first_value",
             "_no_uri",
@@ -115,16 +115,13 @@ TARGETS: dict[str, Target] = {
             "_text_entries",
             "_resolve_entry",
             "_resolve_remote_entry",
-            "_has_undecodable",
-            "_readable",
-            "_split_member",
             "Refused.ref",
         ),
     ),
     "commit": Target(
-        "pipeline/sink.py",
+        "pipeline/output/chunks.py",
         # the pure part of committing: which written files may be committed, and when
-        ("tests/pipeline/test_sink.py",),
+        ("tests/pipeline/output/test_commit.py",),
         functions=("ChunkTracker.*",),
     ),
 }

@@ -28,8 +28,8 @@ from model.processing import FrameProcessor
 from model.prompts import CAPTION_PROMPT, TAG_PROMPT, TAXONOMY_QUESTION
 from model.toy.video_io import write_toy_videos
 from model.toy.world import _CAPTION_MOTION, TAXONOMY, ToyClip, reverse_direction
-from pipeline.decode import open_video, read_frames, video_meta
-from pipeline.sampling import SamplingConfig, sample_frame_indices
+from pipeline.clips.sampling import SamplingConfig, sample_frame_indices
+from pipeline.decode.video import open_video, read_frames, video_meta
 
 DEFAULT_NUM_FRAMES = 8
 THRESHOLDS = {

@@ -50,8 +50,8 @@ from model.toy.world import (
     shape_centres,
     tags_for,
 )
-from pipeline.decode import open_video, read_frames, resize_frames
-from pipeline.sampling import uniform_indices
+from pipeline.clips.sampling import uniform_indices
+from pipeline.decode.video import open_video, read_frames, resize_frames
 
 CLIP_FRAMES = 48  # frames per rendered clip, as the evaluation videos
 RENDER_SIZE = 128  # rendered frame side, as the evaluation videos

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from jobs.cli import app
 from model.toy.video_io import write_toy_videos
-from pipeline.sink import committed_runs, read_committed
+from pipeline.output.committed import committed_runs, read_committed
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,9 +21,9 @@ import pytest
 import yaml
 
 from model.toy.video_io import write_toy_videos
-from pipeline.checkpoint_info import toy_checkpoint_dir
+from pipeline.annotate.checkpoint_info import toy_checkpoint_dir
 from pipeline.config import load_config
-from pipeline.reading import read_latest
+from pipeline.output.reading import read_latest
 from pipeline.run import run_pipeline
 
 CONFIGS = Path(__file__).resolve().parents[2] / "jobs" / "configs"

@@ -19,9 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from jobs.query import QueryError, connect, query, query_arrow, record_batches
-from pipeline.storage import StorageOptions
-
-from .conftest import clipnote_env
+from pipeline.core.storage import StorageOptions
+from tests.jobs.conftest import clipnote_env
 
 pytestmark = pytest.mark.slow
 

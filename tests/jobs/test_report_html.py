@@ -23,9 +23,8 @@ from PIL import Image
 
 from jobs.report_html import ReportData, render_card, render_html, source_link
 from jobs.stats import RunStats
-
-from .chromium import chromium_path, with_page
-from .conftest import clipnote_env
+from tests.jobs.chromium import chromium_path, with_page
+from tests.jobs.conftest import clipnote_env
 
 needs_chromium = pytest.mark.skipif(
     chromium_path() is None,
@@ -153,7 +152,7 @@ def _search(text: str) -> str:
 def world_report(results_world, tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """The CLI's report of the world, and clip_id -> video_uri of its cards."""
     from jobs.query import query_arrow
-    from pipeline.storage import StorageOptions
+    from pipeline.core.storage import StorageOptions
 
     world = results_world
     out = tmp_path_factory.mktemp("report") / "report.html"

@@ -10,9 +10,8 @@ from collections import Counter
 import pytest
 
 from jobs.stats import collect_stats
-from pipeline.storage import StorageOptions
-
-from .conftest import clipnote_env
+from pipeline.core.storage import StorageOptions
+from tests.jobs.conftest import clipnote_env
 
 pytestmark = pytest.mark.slow
 

@@ -309,7 +309,8 @@ def test_upload_from_a_non_editable_install(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_submit_runs_a_caption_job(ray_head: Head, tmp_path: Path, tiny_checkpoint: Path) -> None:
     from model.toy.video_io import write_toy_videos
-    from pipeline.sink import RUNS_DIR, committed_runs, read_committed
+    from pipeline.output.committed import committed_runs, read_committed
+    from pipeline.output.layout import RUNS_DIR
 
     videos = tmp_path / "videos"
     names = {p.name for p, _ in write_toy_videos(videos, seed=11, n=3, num_frames=24, size=64)}

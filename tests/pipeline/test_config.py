@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.clips.sampling import SamplingConfig
+from pipeline.clips.windows import ClipConfig
 from pipeline.config import (
     TOY_MODEL,
     ConfigError,
@@ -14,8 +16,6 @@ from pipeline.config import (
     load_config,
     parse_overrides,
 )
-from pipeline.planning import ClipConfig
-from pipeline.sampling import SamplingConfig
 
 BASE = {"input": "s3://videos/2026-01-01/", "output": "s3://captions/runs"}
 

@@ -25,14 +25,16 @@ import pytest
 from PIL import Image
 
 from model.toy.video_io import TRUTH_FILE, write_mp4, write_toy_videos
+from pipeline.clips.sampling import SamplingConfig
+from pipeline.clips.windows import ClipConfig
 from pipeline.config import build_config
-from pipeline.planning import ClipConfig
+from pipeline.core.status import STATUS_DECODE_ERROR, STATUS_OK
+from pipeline.core.storage import StorageOptions
+from pipeline.input.listing import list_videos
+from pipeline.output.committed import committed_runs, read_committed
+from pipeline.output.part_writer import PartTarget, write_part
+from pipeline.output.schema import CLIPS_SCHEMA, rows_to_table
 from pipeline.run import run_pipeline
-from pipeline.sampling import SamplingConfig
-from pipeline.schema import CLIPS_SCHEMA, STATUS_DECODE_ERROR, STATUS_OK, rows_to_table
-from pipeline.sink import PartTarget, committed_runs, read_committed, write_part
-from pipeline.sources import list_videos
-from pipeline.storage import StorageOptions
 
 pytestmark = pytest.mark.slow
 

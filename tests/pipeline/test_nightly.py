@@ -12,11 +12,12 @@ import pytest
 from jobs.nightly import main as nightly_main
 from jobs.nightly import night_config, run_nightly, run_retry
 from model.toy.video_io import write_toy_videos
-from pipeline.annotate import prompt_id
+from pipeline.annotate.fingerprint import prompt_id
 from pipeline.config import build_config
+from pipeline.core.errors import CommitError, RunLocked
+from pipeline.output.lease import RunLease
+from pipeline.output.reading import read_all, read_latest
 from pipeline.ray_data import select_redo
-from pipeline.reading import read_all, read_latest
-from pipeline.sink import CommitError, RunLease, RunLocked
 
 pytestmark = pytest.mark.slow
 

@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.annotate import work_key
-from pipeline.records import VideoRef
+from pipeline.annotate.fingerprint import work_key
+from pipeline.core.records import VideoRef
 from pipeline.work_plan import (
     PAGE_VIDEOS,
     DoneIndex,

@@ -1,0 +1,144 @@
+"""Which written files may be committed, and when (pure: no I/O)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.output.coverage import covered_seconds
+
+
+@dataclass
+class Chunk:
+    files: list[str]
+    rows: int
+    counts: dict[str, int]
+    videos: list[str]
+    """Videos completed by this chunk."""
+
+
+class ChunkTracker:
+    """Groups write results into chunks whose videos are all complete.
+
+    Files that share a video are committed together, and only once every video in any of
+    them is complete: a file whose own videos are done can still hold the rows of a video
+    that another, unfinished file holds too, and committing it alone would show part of
+    that video.
+    """
+
+    def __init__(
+        self,
+        chunk_videos: int,
+        chunk_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.chunk_videos = chunk_videos
+        self.chunk_seconds = chunk_seconds
+        self.clock = clock
+        self._since = clock()
+        self._open_videos: dict[str, list[Any]] = {}  # uri -> [rows, expected, duration, spans]
+        self._file_waits: dict[str, int] = {}  # unreleased file -> incomplete videos in it
+        self._file_videos: dict[str, set[str]] = {}  # unreleased file -> its videos
+        self._video_files: dict[str, set[str]] = {}  # unreleased video -> its files
+        self._file_results: dict[str, dict[str, Any]] = {}
+        self._ready_files: list[str] = []
+        self._ready_videos: list[str] = []
+        self.completed_videos = 0
+        """Videos completed so far (their rows all written): a count, so the driver holds
+        nothing per video once its chunk is cut."""
+        self.covered_s = 0.0
+        """Seconds of the completed videos inside an ok clip (`pipeline.output.coverage`)."""
+        self.video_s = 0.0
+        """Seconds of the completed videos."""
+
+    def add(self, result: dict[str, Any]) -> None:
+        file = result["file"]
+        self._file_results[file] = result
+        self._file_waits[file] = 0
+        self._file_videos[file] = set()
+        for uri, rows, expected, *coverage in result["videos"]:
+            entry = self._open_videos.setdefault(uri, [0, 0, 0.0, []])
+            entry[0] += int(rows)
+            entry[1] = max(entry[1], int(expected))  # 0 until the file with its last row
+            if coverage:
+                entry[2] = max(entry[2], float(coverage[0]))
+                entry[3] += coverage[1]
+            self._video_files.setdefault(uri, set()).add(file)
+            self._file_videos[file].add(uri)
+            self._file_waits[file] += 1
+            if entry[1] and entry[0] >= entry[1]:
+                self._complete(uri)
+        self._release_ready()
+
+    def _complete(self, uri: str) -> None:
+        self._add_up(self._open_videos.pop(uri))
+        for file in self._video_files[uri]:
+            self._file_waits[file] -= 1
+
+    def _add_up(self, entry: list[Any]) -> None:
+        self.completed_videos += 1
+        self.covered_s += covered_seconds(entry[3], entry[2])
+        self.video_s += entry[2]
+
+    def _component(self, file: str) -> tuple[set[str], set[str]]:
+        """The files and videos linked to `file` through shared videos."""
+        files, videos, todo = {file}, set(), [file]
+        while todo:
+            for uri in self._file_videos[todo.pop()]:
+                if uri not in videos:
+                    videos.add(uri)
+                    new = self._video_files[uri] - files
+                    files |= new
+                    todo.extend(new)
+        return files, videos
+
+    def _release_ready(self) -> None:
+        for file in list(self._file_videos):
+            if file not in self._file_videos or self._file_waits[file]:
+                continue
+            files, videos = self._component(file)
+            if any(self._file_waits[f] for f in files):
+                continue
+            for f in sorted(files):
+                del self._file_waits[f], self._file_videos[f]
+                self._ready_files.append(f)
+            for uri in sorted(videos):
+                del self._video_files[uri]
+                self._ready_videos.append(uri)
+
+    def due(self) -> bool:
+        """A chunk should be committed now."""
+        if not self._ready_files:
+            return False
+        if len(self._ready_videos) >= self.chunk_videos:
+            return True
+        return self.clock() - self._since >= self.chunk_seconds
+
+    def take(self, *, force: bool = False) -> Chunk | None:
+        """The committable files (with `force`: every file, complete or not)."""
+        if force:
+            for entry in self._open_videos.values():  # committed as they are: counted too
+                self._add_up(entry)
+            self._ready_videos.extend(self._video_files)
+            self._ready_files.extend(self._file_videos)
+            for held in (self._open_videos, self._file_waits, self._file_videos, self._video_files):
+                held.clear()
+        if not self._ready_files:
+            return None
+        files, self._ready_files = self._ready_files, []
+        videos, self._ready_videos = self._ready_videos, []
+        counts: Counter = Counter()
+        rows = 0
+        for file in files:
+            result = self._file_results.pop(file)
+            counts.update(result["counts"])
+            rows += result["rows"]
+        self._since = self.clock()
+        return Chunk(files, rows, dict(counts), videos)
+
+    @property
+    def incomplete_videos(self) -> list[str]:
+        return list(self._open_videos)

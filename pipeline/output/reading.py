@@ -1,0 +1,407 @@
+"""The one reading path: which files are committed, and each clip's latest annotation, once.
+
+Everything that reads clipnote output (the `read_committed` helper, nightly's "what is done",
+`clipnote retry`, the `clipnote query` views) goes through this module, so crashes, resumed
+runs, retries and re-runs look the same to every reader.
+
+Public API
+----------
+Commit layout (written by `pipeline.output.commit`, trusted here):
+    `<output>/clips/run_date=D/run_id=R/part-*.parquet`  data files (written by workers)
+    `<output>/_runs/R/<attempt>/chunk-NNNNNN.json`        chunk record: files committed together
+    `<output>/_runs/R.json`                              run record, written when an attempt
+                                                         ends: its live attempts, the retired
+                                                         ones, every live file, counts, config
+    `<output>/_runs/R/_lease/NNNNNNNN.json`              writer lease (never read here)
+    `<output>/_runs/R/<attempt>/plan/page-NNNNNN.parquet` the attempt's work, read by its
+                                                         decode tasks (`pipeline.work_plan`),
+                                                         removed with its run record
+    A file is committed iff a visible record names it; files nobody names are invisible.
+
+`snapshot(output, options) -> Snapshot`        the committed state: visible files and records
+`committed_files(output, options) -> list[str]` visible data files (URIs as written)
+`iter_latest(output, options, columns=None) -> Iterator[pa.RecordBatch]`   the `clips` view
+`read_latest(output, options, columns=None) -> pa.Table`                   same, collected
+`fold_latest_keys(output, fold, options, extra=())`  `fold` over the `clips` rows' key columns,
+                                               whole videos at a time in bounded memory
+                                               (nightly's index of what is done)
+`iter_all(output, options) -> Iterator[pa.RecordBatch]`    the `clips_all` view (history)
+`read_all(output, options) -> pa.Table`
+`runs_table(output, options) -> pa.Table`      the `runs` view: one row per visible commit
+`latest_positions(keys: pa.Table) -> np.ndarray`  pure: which key rows are "latest"
+`views_sql(files) -> list[str]`               DuckDB `CREATE VIEW` statements (clips_all, clips)
+`CLIPS_VIEW_SQL`                               the `clips` rule as SQL over a `clips_all` view
+`register_views(con, output, options)`          create `clips_all`, `clips`, `runs` in a DuckDB
+                                               connection (S3 through an fsspec filesystem, no
+                                               DuckDB extension needed)
+
+Clip identity and the "latest" rule
+-----------------------------------
+A clip is `(video_uri, clip_index)`: the URI as listed (`shard.tar#member` for tar members),
+not `video_id`, so a video replaced under the same URI (new size/ETag) supersedes its old
+clips. `clip_index = -1` is the one row of a video that could not be decoded as a whole.
+
+Each row's `fingerprint` is `<work key>:<clip_index>`; the work key hashes everything the
+annotation depended on (video identity, model weights, prompts, clip and sampling settings,
+token limits, dtype: `pipeline.annotate.work_key`). Rows are ordered by `created_at`, newest
+first (`run_id` breaks ties): runs of one output are sequential (a lease refuses a second writer
+of a run), and a re-run's rows are always created after the rows it replaces.
+
+For each video_uri, its newest row decides the *work key* W and the *kind* (video-level error
+row, or clip rows). The video's rows in `clips` are the newest row of each clip_index among its
+rows with work key W and that kind. Consequences:
+- retrying one failed clip of a multi-clip video writes only that clip; it replaces the failed
+  row and the other clips stay as they were (same W, same kind);
+- a video-level decode error followed by a successful run: the clip rows are newer, the `-1`
+  row is dropped; a success followed by a decode error (say the object became unreadable)
+  shows just the error row;
+- a video whose clip count changed (new clip settings, model or prompts: a new W, always
+  written as a whole video) shows only the new clips, never stale indices from the old plan;
+- a crash that committed some chunks and a re-run that redid some of their videos: each clip
+  appears once, the newest.
+Writers keep the invariant this needs: every committed attempt of a video is complete (all its
+clips, or the clips being retried, or its error row): `pipeline.output.commit` commits a
+file only once every video with rows in it is complete.
+
+Readers never see a half-written run (files without a record are invisible), and a re-run
+removes files it retired only after a grace period, so a reader that listed them can still
+read them; `read_latest` / `read_all` start over from a fresh snapshot if a file vanished
+anyway (a reader slower than the grace period).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import posixpath
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.core.storage import StorageOptions, filesystem, join, strip_scheme
+from pipeline.output.layout import CHUNK_PREFIX, LEASE_DIR, RUNS_DIR, absolute_output
+from pipeline.output.schema import CLIPS_SCHEMA
+
+KEY_COLUMNS = ("video_uri", "clip_index", "fingerprint", "created_at", "run_id")
+
+
+_RESTARTS = 3
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Snapshot:
+    """The committed state of an output at one moment: what readers may see."""
+
+    output: str
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """run_id -> run record (attempts that ended)."""
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    """Visible chunk records of attempts no run record covers yet (running or crashed)."""
+
+    def commits(self) -> list[dict[str, Any]]:
+        """Every visible commit (run records and loose chunks), oldest first."""
+        items = [dict(r, kind="run") for r in self.runs.values()]
+        items += [dict(c, kind="chunk") for c in self.chunks]
+        return sorted(items, key=lambda r: (r.get("committed_at", ""), r["run_id"]))
+
+    @property
+    def files(self) -> list[str]:
+        """Visible data files, in commit order, each once."""
+        seen: dict[str, None] = {}
+        for commit in self.commits():
+            for uri in commit.get("files", []):
+                seen.setdefault(uri, None)
+        return list(seen)
+
+
+def _read_json(fs: Any, path: str) -> dict[str, Any] | None:
+    try:
+        with fs.open(path, "r") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return None  # removed between listing and reading: a retired record
+
+
+def _list_records(fs: Any, runs_dir: str) -> list[str]:
+    """Every `.json` under `_runs/` (one paginated LIST on S3), leases excluded."""
+    try:
+        found = fs.find(runs_dir)
+    except FileNotFoundError:
+        return []
+    return sorted(
+        p for p in found if p.endswith(".json") and f"/{LEASE_DIR}/" not in p and ".tmp" not in p
+    )
+
+
+def snapshot(output: str, options: StorageOptions | None = None) -> Snapshot:
+    """Resolve what is committed under `output` now."""
+    output = absolute_output(output)
+    fs = filesystem(output, options)
+    runs_dir = strip_scheme(join(output, RUNS_DIR))
+    if hasattr(fs, "invalidate_cache"):
+        fs.invalidate_cache()
+    paths = _list_records(fs, runs_dir)
+    snap = Snapshot(output)
+    chunk_paths: list[tuple[str, str, str]] = []
+    for path in paths:
+        rel = posixpath.relpath(path, runs_dir)
+        parts = rel.split("/")
+        if len(parts) == 1:
+            record = _read_json(fs, path)
+            if record is not None:
+                snap.runs[record["run_id"]] = record
+        elif len(parts) == 3 and parts[2].startswith(CHUNK_PREFIX):
+            chunk_paths.append((parts[0], parts[1], path))
+    for run_id, attempt, path in chunk_paths:
+        run = snap.runs.get(run_id, {})
+        if attempt in run.get("attempts", ()) or attempt in run.get("retired", {}):
+            continue  # covered by the run record, or withdrawn by a later attempt
+        record = _read_json(fs, path)
+        if record is not None:
+            snap.chunks.append(record)
+    return snap
+
+
+def committed_files(output: str, options: StorageOptions | None = None) -> list[str]:
+    return snapshot(output, options).files
+
+
+def latest_positions(keys: pa.Table) -> np.ndarray:
+    """Positions (ascending) of the rows of `keys` that `clips` shows.
+
+    `keys` holds at least `KEY_COLUMNS`; see the module docstring for the rule.
+    """
+    n = keys.num_rows
+    if n == 0:
+        return np.zeros(0, np.int64)
+    parts = pc.split_pattern(keys["fingerprint"].fill_null(""), ":", max_splits=1)
+    work = pc.list_element(parts, 0)
+    video_error = pc.less(keys["clip_index"], 0)
+    table = pa.table(
+        {
+            "uri": keys["video_uri"],
+            "clip": keys["clip_index"],
+            "at": keys["created_at"],
+            "run": keys["run_id"].fill_null(""),
+            "work": work,
+            "verr": video_error,
+            "pos": pa.array(np.arange(n, dtype=np.int64)),
+        }
+    )
+    newest_first = [("at", "descending"), ("run", "descending"), ("clip", "descending")]
+    table = table.take(pc.sort_indices(table, [("uri", "ascending"), *newest_first]))
+    # Arrow compute throughout: no Python object per row (a group may hold 250k rows).
+    uri = table["uri"]
+    starts = np.ones(n, bool)
+    starts[1:] = pc.not_equal(uri.slice(1), uri.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    head = pa.array(np.maximum.accumulate(np.where(starts, np.arange(n), 0)))
+    same_work = pc.equal(table["work"], table["work"].take(head))
+    same_kind = pc.equal(table["verr"], table["verr"].take(head))
+    same_attempt_kind = pc.and_(same_work, same_kind).to_numpy(zero_copy_only=False)
+    candidates = table.filter(pa.array(same_attempt_kind))
+    firsts = candidates.group_by(["uri", "clip"], use_threads=False).aggregate([("pos", "first")])
+    return np.sort(firsts["pos_first"].to_numpy())
+
+
+class _Vanished(Exception):
+    """A committed file disappeared while reading (retired and removed by a later run)."""
+
+
+def _open_parquet(fs: Any, uri: str, columns: Sequence[str] | None) -> pa.Table:
+    try:
+        with fs.open(strip_scheme(uri), "rb") as fh:
+            return pq.read_table(fh, columns=list(columns) if columns else None)
+    except FileNotFoundError as err:
+        raise _Vanished(uri) from err
+
+
+PARTITION_ROWS = 250_000
+"""Key rows held at once while resolving "latest" (about 1.1 KB each at the peak, measured by
+benchmarks/scale.py: some 280 MB): past this, pass 1 spills the key columns to local disk in
+`SPILL_PARTITIONS` partitions by video (the rule is per video) and resolves one partition at a
+time, so 16M key rows still resolve 250k at a time."""
+
+
+SPILL_PARTITIONS = 64
+
+
+def _keyed_files(fs: Any, files: Sequence[str], extra: Sequence[str]) -> Iterator[pa.Table]:
+    """Each committed file's key columns (+ `extra`), with its index and row positions."""
+    for index, uri in enumerate(files):
+        part = _open_parquet(fs, uri, [*KEY_COLUMNS, *extra])
+        yield part.append_column(
+            "_file", pa.array(np.full(part.num_rows, index, np.int32))
+        ).append_column("_row", pa.array(np.arange(part.num_rows, dtype=np.int32)))
+
+
+def _partitioned(tables: Iterator[pa.Table], budget: int) -> Iterator[pa.Table]:
+    """`tables` regrouped so that each group holds every row of its videos: all of them at
+    once while they fit in `budget` rows, else hash partitions spilled to a temporary folder."""
+    import tempfile
+
+    held: list[pa.Table] = []
+    rows = 0
+    for table in tables:
+        held.append(table)
+        rows += table.num_rows
+        if rows > budget:
+            break
+    else:
+        if held:
+            yield pa.concat_tables(held)
+        return
+    with tempfile.TemporaryDirectory(prefix="clipnote-latest-") as folder:
+        paths = [os.path.join(folder, f"{p:03d}.arrow") for p in range(SPILL_PARTITIONS)]
+        writers: list[Any] = [None] * SPILL_PARTITIONS
+        try:
+            for table in itertools.chain(held, tables):
+                _spill(table, paths, writers)
+            held = []
+        finally:
+            for writer in writers:
+                if writer is not None:
+                    writer.close()
+        for path, writer in zip(paths, writers, strict=True):
+            if writer is not None:
+                with pa.memory_map(path) as source:
+                    yield pa.ipc.open_stream(source).read_all()
+
+
+def _spill(table: pa.Table, paths: list[str], writers: list[Any]) -> None:
+    buckets = np.array(
+        [hash(uri) % len(paths) for uri in table["video_uri"].to_pylist()], dtype=np.int64
+    )
+    for bucket in np.unique(buckets):
+        if writers[bucket] is None:
+            writers[bucket] = pa.ipc.new_stream(paths[bucket], table.schema)
+        writers[bucket].write_table(table.filter(pa.array(buckets == bucket)))
+
+
+def _latest_keys_once(
+    output: str, options: StorageOptions | None, extra: Sequence[str], budget: int
+) -> tuple[list[str], Iterator[pa.Table]]:
+    """The committed files, and the `clips` rows' key columns (+ `extra`, `_file`, `_row`),
+    a group of whole videos at a time."""
+    fs = filesystem(output, options)
+    files = snapshot(output, options).files
+
+    def groups() -> Iterator[pa.Table]:
+        for group in _partitioned(_keyed_files(fs, files, extra), budget):
+            yield group.take(pa.array(latest_positions(group)))
+
+    return files, groups()
+
+
+def _iter_latest_once(
+    output: str, options: StorageOptions | None, columns: Sequence[str] | None
+) -> Iterator[pa.RecordBatch]:
+    fs = filesystem(output, options)
+    files, groups = _latest_keys_once(output, options, (), PARTITION_ROWS)
+    owners, rows = [], []
+    for group in groups:  # 8 bytes per winning row
+        owners.append(group["_file"].to_numpy())
+        rows.append(group["_row"].to_numpy())
+    if not owners:
+        return
+    owner, row = np.concatenate(owners), np.concatenate(rows)
+    order = np.lexsort((row, owner))
+    owner, row = owner[order], row[order]
+    bounds = np.searchsorted(owner, np.arange(len(files) + 1))
+    del owners, rows, order
+    for index, uri in enumerate(files):
+        picked = row[bounds[index] : bounds[index + 1]]
+        if not len(picked):
+            continue
+        table = _open_parquet(fs, uri, columns).take(pa.array(picked))
+        yield from _conformed(table, columns).to_batches()
+
+
+def _conformed(table: pa.Table, columns: Sequence[str] | None) -> pa.Table:
+    if columns:
+        return table
+    return table.select(CLIPS_SCHEMA.names).cast(CLIPS_SCHEMA)
+
+
+def iter_latest(
+    output: str, options: StorageOptions | None = None, columns: Sequence[str] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """The `clips` view, file by file: each clip's latest committed row, once.
+
+    Memory: pass 1 resolves the rule on the key columns, at most `PARTITION_ROWS` key rows at
+    once (more wait in a local spill, partitioned by video); it keeps 8 bytes per winning row
+    (file, row). Pass 2 reads the winners one file at a time.
+    """
+    yield from _iter_latest_once(output, options, columns)
+
+
+def _restarting(read: Callable[[], T], restarts: int = _RESTARTS) -> T:
+    """`read()`, called again (it takes a fresh snapshot) while a file it listed vanished."""
+    for _ in range(restarts):
+        try:
+            return read()
+        except _Vanished:
+            pass
+    return read()
+
+
+def _collect(make, restarts: int = _RESTARTS) -> list[pa.RecordBatch]:
+    return _restarting(lambda: list(make()), restarts)
+
+
+def fold_latest_keys(
+    output: str,
+    fold: Callable[[Iterator[pa.Table]], T],
+    options: StorageOptions | None = None,
+    extra: Sequence[str] = (),
+    budget: int = PARTITION_ROWS,
+) -> T:
+    """`fold` over the `clips` rows' key columns (`KEY_COLUMNS` + `extra`), a group of whole
+    videos at a time, never more than `budget` key rows in memory (the rest waits in a local
+    spill); started over from a fresh snapshot if a file vanished. For readers that keep less
+    than the rows, such as nightly's index of what is done."""
+    return _restarting(lambda: fold(_latest_keys_once(output, options, extra, budget)[1]))
+
+
+def read_latest(
+    output: str, options: StorageOptions | None = None, columns: Sequence[str] | None = None
+) -> pa.Table:
+    """`iter_latest` collected; starts over from a fresh snapshot if a file vanished."""
+    batches = _collect(lambda: _iter_latest_once(output, options, columns))
+    if batches:
+        return pa.Table.from_batches(batches)
+    schema = pa.schema([CLIPS_SCHEMA.field(c) for c in columns]) if columns else CLIPS_SCHEMA
+    return schema.empty_table()
+
+
+def _iter_all_once(
+    output: str, options: StorageOptions | None, columns: Sequence[str] | None
+) -> Iterator[pa.RecordBatch]:
+    fs = filesystem(output, options)
+    for uri in snapshot(output, options).files:
+        yield from _conformed(_open_parquet(fs, uri, columns), columns).to_batches()
+
+
+def iter_all(
+    output: str, options: StorageOptions | None = None, columns: Sequence[str] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """The `clips_all` view, file by file: every committed row with its run (history)."""
+    yield from _iter_all_once(output, options, columns)
+
+
+def read_all(
+    output: str, options: StorageOptions | None = None, columns: Sequence[str] | None = None
+) -> pa.Table:
+    batches = _collect(lambda: _iter_all_once(output, options, columns))
+    if batches:
+        return pa.Table.from_batches(batches)
+    schema = pa.schema([CLIPS_SCHEMA.field(c) for c in columns]) if columns else CLIPS_SCHEMA
+    return schema.empty_table()

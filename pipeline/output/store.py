@@ -1,0 +1,59 @@
+"""The three ways the output is written: a whole object, a record that replaces itself
+atomically, and a create-if-absent (the lease).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.core.storage import strip_scheme
+
+
+def _put_bytes(fs: Any, uri: str, data: bytes, *, remote: bool) -> None:
+    path = strip_scheme(uri)
+    if not remote:
+        fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    with fs.open(path, "wb") as fh:
+        fh.write(data)
+
+
+def _create_exclusive(fs: Any, path: str, text: str, *, remote: bool) -> bool:
+    """Create `path` only if absent (S3: If-None-Match: *; local: O_EXCL). False if present."""
+    if remote:
+        bucket, _, key = path.partition("/")
+        try:
+            fs.call_s3("put_object", Bucket=bucket, Key=key, Body=text.encode(), IfNoneMatch="*")
+        except FileExistsError:
+            return False
+        return True
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    try:
+        with open(path, "x") as fh:
+            fh.write(text)
+    except FileExistsError:
+        return False
+    return True
+
+
+def _atomic_text(fs: Any, uri: str, text: str, *, remote: bool) -> None:
+    """An S3 PUT is atomic; a local file is written aside and renamed into place."""
+    path = strip_scheme(uri)
+    if remote:
+        with fs.open(path, "w") as fh:
+            fh.write(text)
+        return
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    tmp = f"{path}.{secrets.token_hex(4)}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
