@@ -219,11 +219,12 @@ def poison_run(stall_s: float = 10.0) -> dict[str, float | str]:
     kills its decoder (SIGSEGV) and one that hangs, on a local Ray with 2 CPUs."""
     import ray
 
-    from pipeline.decode.video_rows import FAULT_INJECTION_ENV, FAULT_MAGIC
+    from pipeline.decode.hook import DECODE_HOOK_ENV
     from pipeline.ray_data import decode_row
     from tests.helpers import encode_frames
+    from tests.pipeline.decode.faults import FAULT_MAGIC, HOOK
 
-    os.environ[FAULT_INJECTION_ENV] = "1"  # before Ray starts: its workers inherit it
+    os.environ[DECODE_HOOK_ENV] = HOOK  # before Ray starts: its workers inherit it
 
     folder = CACHE / "poison"
     folder.mkdir(parents=True, exist_ok=True)

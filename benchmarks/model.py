@@ -64,14 +64,14 @@ def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> floa
 
 def build_model(text: dict, vision: dict, group: int, queries: int, device, dtype):
     from model import load_tokenizer
-    from pipeline.annotate.checkpoint_info import toy_checkpoint_dir
+    from model.checkpoint import TOY_CHECKPOINT_DIR
 
     raw = {
         "model_type": "tinyllava", "connector_type": "groupresampler", "num_queries": queries,
         "group": group, "num_resampler_layers": 3, "text_config": text, "vision_config": vision,
     }  # fmt: skip
     with torch.device(device):
-        model = TinyLlavaVideo(parse_config(raw), load_tokenizer(toy_checkpoint_dir()))
+        model = TinyLlavaVideo(parse_config(raw), load_tokenizer(TOY_CHECKPOINT_DIR))
     return model.to(dtype).eval()
 
 

@@ -20,9 +20,11 @@ import time
 from pathlib import Path
 
 from model.toy.video_io import write_toy_videos
+from pipeline.annotate.stage import AnnotateStage
 from pipeline.config import build_config
+from pipeline.core.stage import Resources
 from pipeline.input.listing import list_videos
-from pipeline.ray_data import AnnotateActor, decode_row
+from pipeline.ray_data import BatchActor, decode_row
 from pipeline.run import run_pipeline, stage_settings
 
 
@@ -67,9 +69,11 @@ def main() -> None:
     decoded = decode_only()
     clips = decoded.count()
 
+    stage = AnnotateStage(annotate, batch_size=8, workers=1, resources=Resources(cpus=1))
+
     def annotate_only():
         decoded.map_batches(
-            AnnotateActor, fn_constructor_kwargs={"settings": annotate},
+            BatchActor, fn_constructor_kwargs={"stage": stage},
             batch_size=8, batch_format="numpy", concurrency=1, num_cpus=1,
         ).materialize()  # fmt: skip
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from jobs.progress import run_with_display
 from pipeline.config import build_config
+from pipeline.core.status import STATUS_OK
 from pipeline.output.committed import read_committed
 from pipeline.run import RunSummary
 
@@ -44,7 +45,8 @@ def show_captions(summary: RunSummary, truth: dict[str, dict], console: Console)
         expected = truth.get(name, {}).get("caption", "")
         ok = row["caption"] == expected
         matches += ok
-        caption = row["caption"] if row["status"] == "ok" else f"[{row['status']}] {row['error']}"
+        failed = f"[{row['status']}] {row['error']}"
+        caption = row["caption"] if row["status"] == STATUS_OK else failed
         table.add_row(name, caption, ", ".join(row["tags"]), expected, "yes" if ok else "no")
     console.print(table)
     return matches

@@ -4,6 +4,8 @@ Exit 2: the request is wrong (bad config, missing input or checkpoint, bad SQL).
 refused (unreachable endpoint or cluster, denied bucket, wrong credentials, output not
 writable, a run already being written). Anything else is a bug: one line saying so, and
 `--debug` shows the traceback.
+
+The code comes from the exception's type alone (`pipeline.core.errors`), never from its text.
 """
 
 from __future__ import annotations
@@ -11,29 +13,37 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from jobs.query import QueryError
-from model.checkpoint import CheckpointError
-from model.remote import FetchError
-from pipeline.config import ConfigError
-from pipeline.core.errors import CommitError, RunLocked
-from pipeline.input.problems import SourceError
-from pipeline.preflight import BAD_INPUT, ENVIRONMENT, Problem
+from pipeline.core.errors import BAD_REQUEST, ENVIRONMENT, ClipnoteError
 
-_BAD_INPUT = (ConfigError, CheckpointError, QueryError)
-_ENVIRONMENT = (CommitError, RunLocked, FetchError)
+MODEL_ERRORS: tuple[tuple[str, str, int], ...] = (
+    ("model.checkpoint", "CheckpointError", BAD_REQUEST),
+    ("model.configuration", "ConfigError", BAD_REQUEST),
+    ("model.remote", "FetchError", ENVIRONMENT),
+)
+"""(module, class, exit code) of the model's own errors: `model/` never imports the pipeline,
+so they are mapped here. They are looked up among the modules already imported: an error of
+a class can only exist once its module is, and explaining a typo in a config must not import
+torch (which loading a checkpoint does)."""
+
+
+def exit_code_of(exc: BaseException) -> int | None:
+    """The exit code `exc`'s type stands for, or None for an unexpected error (a bug)."""
+    if isinstance(exc, ClipnoteError):
+        return exc.exit_code
+    for module_name, class_name, code in MODEL_ERRORS:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(exc, getattr(module, class_name)):
+            return code
+    return None
 
 
 def explain(exc: BaseException) -> tuple[str, int]:
     """(one-line message, exit code) for any exception that reached the command line."""
-    if isinstance(exc, Problem):
-        return exc.message, exc.exit_code
-    if isinstance(exc, _BAD_INPUT):
-        return str(exc), BAD_INPUT
-    if isinstance(exc, SourceError):
-        code = BAD_INPUT if "not found" in str(exc) or "unsupported" in str(exc) else ENVIRONMENT
-        return f"input: {exc}", code
-    if isinstance(exc, _ENVIRONMENT):
-        return str(exc), ENVIRONMENT
+    if isinstance(exc, ClipnoteError):
+        return exc.user_message(), exc.exit_code
+    code = exit_code_of(exc)
+    if code is not None:
+        return str(exc), code
     first_line = (str(exc).strip().splitlines() or [""])[0]
     return (
         f"unexpected error: {type(exc).__name__}: {first_line} (run with --debug for the "

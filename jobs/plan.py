@@ -26,7 +26,6 @@ costs are averages over its clips, so a sample should hold several clips per ann
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
 from collections.abc import Iterable
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pipeline.config import RunConfig
+from pipeline.core.status import STATUS_OK
 
 T = TypeVar("T")
 
@@ -218,8 +218,7 @@ def sample_stream(refs: Iterable[T], n: int) -> tuple[list[T], int]:
 
 def measure_sample(config: RunConfig, refs: list, workdir: Path) -> SampleMeasure:
     """Run the real pipeline on `refs` into `workdir` and read its per-clip costs."""
-    import ray
-
+    from jobs.ray_session import cluster_cpus
     from pipeline.output.reading import read_all
     from pipeline.run import run_pipeline
 
@@ -232,10 +231,10 @@ def measure_sample(config: RunConfig, refs: list, workdir: Path) -> SampleMeasur
     summary = run_pipeline(sample_config)
     wall = time.perf_counter() - started
     rows = read_all(str(workdir / "out")).to_pylist()
-    ok = [r for r in rows if r["status"] == "ok"]
+    ok = [r for r in rows if r["status"] == STATUS_OK]
     decoded = [r for r in rows if (r.get("decode_s") or 0) > 0]
     actors = config.resources.annotate_actors
-    cpus = float(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
+    cpus = cluster_cpus()
     decode_cpus = max(cpus - actors * config.resources.cpus_per_actor, 1.0)
     return SampleMeasure(
         videos=len(refs), clips=len(rows), ok=len(ok), errors=len(rows) - len(ok),

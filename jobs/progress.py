@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from rich.console import Console
 
 from pipeline.config import RunConfig
+from pipeline.core.status import STATUS_OK
 from pipeline.run import RunProgress, RunSummary
 
 
@@ -28,8 +29,8 @@ def _duration(seconds: float) -> str:
 
 def describe(progress: RunProgress, elapsed_s: float) -> str:
     """One line a person can read at a glance, with speed and time left."""
-    ok = progress.counts.get("ok", 0)
-    errors = sum(n for status, n in progress.counts.items() if status != "ok")
+    ok = progress.counts.get(STATUS_OK, 0)
+    errors = sum(n for status, n in progress.counts.items() if status != STATUS_OK)
     clips = ok + errors
     rate = clips / elapsed_s if elapsed_s > 0 else 0.0
     line = (

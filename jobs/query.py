@@ -35,6 +35,7 @@ from typing import IO, Any, Literal
 import duckdb
 import pyarrow as pa
 
+from pipeline.core.errors import BadRequest
 from pipeline.core.storage import StorageOptions, filesystem, is_remote, strip_scheme
 from pipeline.output.views import register_views
 
@@ -46,7 +47,7 @@ TABLE_ROWS = 40
 VIEWS = ("clips", "clips_all", "runs")
 
 
-class QueryError(Exception):
+class QueryError(BadRequest):
     """The SQL is wrong (syntax, unknown column or view, bad cast): DuckDB's message."""
 
 

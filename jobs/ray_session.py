@@ -2,7 +2,8 @@
 
 Quiet by default: Ray's own INFO logs and Ray Data's progress bars would drown clipnote's
 single progress line, so they appear only with `verbose=True` (`--verbose`). An address that
-nothing answers on fails in seconds with a clear `Problem` instead of Ray's minute-long wait.
+nothing answers on fails in seconds with a clear `Unreachable` error instead of Ray's
+minute-long wait.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import socket
 from urllib.parse import urlparse
 
-from pipeline.preflight import ENVIRONMENT, Problem
+from pipeline.core.errors import Unreachable
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _PROBE_TIMEOUT_S = 5.0
@@ -29,7 +30,7 @@ def _host_port(address: str) -> tuple[str, int] | None:
 
 
 def check_ray_address(address: str) -> None:
-    """One TCP connect to the head; `Problem` (exit 1) when nothing answers there."""
+    """One TCP connect to the head; `Unreachable` (exit 1) when nothing answers there."""
     target = _host_port(address)
     if target is None:
         return
@@ -38,10 +39,9 @@ def check_ray_address(address: str) -> None:
             pass
     except OSError as err:
         reason = err.strerror or type(err).__name__
-        raise Problem(
+        raise Unreachable(
             f"ray: cannot reach the Ray cluster at RAY_ADDRESS={address} ({reason}): start it "
-            "(`ray start --head`) or unset RAY_ADDRESS to run on a local Ray",
-            ENVIRONMENT,
+            "(`ray start --head`) or unset RAY_ADDRESS to run on a local Ray"
         ) from None
 
 
@@ -53,6 +53,13 @@ def _quiet_ray_data() -> None:
     context.print_on_execution_start = False
     for name in ("ray", "ray.data", "ray.data._internal"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def cluster_cpus() -> float:
+    """CPUs of the connected cluster (this machine's count if Ray reports none)."""
+    import ray
+
+    return float(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
 
 
 def connect(num_cpus: int | None = None, verbose: bool = False) -> None:

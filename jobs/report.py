@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.core.status import STATUS_OK
 from pipeline.run import RunSummary
 
 
@@ -19,9 +20,9 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=f"clipnote run {summary.run_id}", show_header=False)
     table.add_row("videos", str(summary.videos))
-    table.add_row("clips ok", str(summary.counts.get("ok", 0)))
+    table.add_row(f"clips {STATUS_OK}", str(summary.counts.get(STATUS_OK, 0)))
     for status, count in sorted(summary.counts.items()):
-        if status != "ok":
+        if status != STATUS_OK:
             table.add_row(f"clips {status}", str(count))
     table.add_row("covered", coverage_line(summary))
     table.add_row("seconds", f"{summary.seconds:.1f}")

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 from jobs.stats import RunStats, run_stats
+from pipeline.core.status import STATUS_OK
 from pipeline.core.storage import StorageOptions
 
 DEFAULT_LIMIT = 2000
@@ -130,7 +131,7 @@ def _scores(row: dict[str, Any]) -> dict[str, float]:
 def render_card(row: dict[str, Any], endpoint: str | None = None) -> str:
     tags = list(row.get("tags") or [])
     scores = _scores(row)
-    status = row.get("status") or "ok"
+    status = row.get("status") or STATUS_OK
     thumb = row.get("thumbnail")
     name = row["video_uri"].rsplit("/", 1)[-1]
     if thumb:
@@ -149,7 +150,7 @@ def render_card(row: dict[str, Any], endpoint: str | None = None) -> str:
         + "</li>"
         for t in tags
     )
-    if status == "ok":
+    if status == STATUS_OK:
         body = f'<p class="caption">{_e(row.get("caption"))}</p>'
     else:
         body = f'<p class="caption error"><b>{_e(status)}</b> {_e(row.get("error"))}</p>'
@@ -215,7 +216,7 @@ def render_summary(runs: list[RunStats]) -> str:
         return '<section class="summary"><p>No committed runs.</p></section>'
     names = [r.run_id for r in runs]
     kinds = sorted({e.status for r in runs for e in r.errors})
-    series = [("ok", "#2e9e5b", [float(r.clips_ok) for r in runs])]
+    series = [(STATUS_OK, "#2e9e5b", [float(r.clips_ok) for r in runs])]
     for n, kind in enumerate(kinds):
         rows = [float(sum(e.rows for e in r.errors if e.status == kind)) for r in runs]
         series.append((kind, _ERROR_COLOURS[min(n, len(_ERROR_COLOURS) - 1)], rows))

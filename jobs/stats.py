@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from pipeline.core.storage import StorageOptions
+from pipeline.output.records import ChunkRecord, RunRecord
 
 TOP_REASONS = 3
 TOP_TAGS = 10
@@ -89,17 +90,32 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[d
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _run_records(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
+@dataclass
+class _Seen:
+    """What a run's commit records say: its run record once an attempt ended, else the dates
+    of its newest chunk."""
+
+    record: RunRecord | None = None
+    run_date: str | None = None
+    committed_at: str | None = None
+
+    @property
+    def state(self) -> str:
+        return "finished" if self.record is not None else "open"
+
+
+def _run_records(con: duckdb.DuckDBPyConnection) -> dict[str, _Seen]:
     """run_id -> what its commit records say (the newest run record wins over chunks)."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, _Seen] = {}
     for row in _rows(con, "SELECT run_id, kind, record FROM runs ORDER BY committed_at", []):
-        record = json.loads(row["record"])
-        seen = out.setdefault(row["run_id"], {"state": "open"})
+        raw = json.loads(row["record"])
+        seen = out.setdefault(row["run_id"], _Seen())
         if row["kind"] == "run":
-            seen.update(record=record, state="finished")
+            seen.record = RunRecord.from_dict(raw)
         else:
-            seen.setdefault("run_date", record.get("run_date"))
-            seen["committed_at"] = record.get("committed_at")
+            chunk = ChunkRecord.from_dict(raw)
+            seen.run_date = seen.run_date or chunk.run_date
+            seen.committed_at = chunk.committed_at
     return out
 
 
@@ -122,21 +138,21 @@ def run_stats(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> list
             listed.append((r["tag"], r["n"]))
     records = _run_records(con)
     order = [r for r in records if r in per_run] + sorted(set(per_run) - set(records))
-    return [_one(rid, per_run[rid], records.get(rid, {}), errors, tags) for rid in order]
+    return [_one(rid, per_run[rid], records.get(rid, _Seen()), errors, tags) for rid in order]
 
 
-def _one(run_id, agg, seen, errors, tags) -> RunStats:
-    record = seen.get("record", {})
-    wall = record.get("seconds")
-    attempt_rows = sum((record.get("attempt_counts", {}).get(record.get("attempt"), {})).values())
+def _one(run_id, agg, seen: _Seen, errors, tags) -> RunStats:
+    record = seen.record
+    wall = record.details.seconds if record else None
+    attempt_rows = record.last_attempt_rows if record else 0
     rows, ok = int(agg["rows"]), int(agg["clips_ok"])
     by_kind = sorted(errors.get(run_id, {}).values(), key=lambda e: (-e.rows, e.status))
     return RunStats(
         run_id=run_id,
-        state=seen.get("state", "open"),
-        run_date=record.get("run_date", seen.get("run_date")),
-        committed_at=record.get("committed_at", seen.get("committed_at")),
-        videos_listed=record.get("videos"),
+        state=seen.state,
+        run_date=(record.run_date if record else None) or seen.run_date,
+        committed_at=(record.committed_at if record else None) or seen.committed_at,
+        videos_listed=record.details.videos if record else None,
         videos=int(agg["videos"]),
         rows=rows,
         clips_ok=ok,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pipeline.config import RunConfig
-from pipeline.preflight import BAD_INPUT, ENVIRONMENT, Problem
+from pipeline.core.errors import AccessDenied, ConfigError, Unreachable
 
 CONFIG_ENV = "CLIPNOTE_RUN_CONFIG"
 PACKAGES = ("model", "pipeline", "jobs")
@@ -104,10 +104,9 @@ def _client(address: str):
     from ray.job_submission import JobSubmissionClient
 
     if not address:
-        raise Problem(
+        raise ConfigError(
             "--address is required: the Ray dashboard of the cluster, e.g. "
-            "--address http://HEAD:8265 (for a local run use `clipnote run`)",
-            BAD_INPUT,
+            "--address http://HEAD:8265 (for a local run use `clipnote run`)"
         )
     try:
         return JobSubmissionClient(address)
@@ -115,16 +114,13 @@ def _client(address: str):
         from ray.exceptions import AuthenticationError
 
         if isinstance(err, AuthenticationError):
-            raise Problem(
+            raise AccessDenied(
                 f"the cluster refused the request: {err}. Clusters run with token "
                 "authentication: set RAY_AUTH_MODE=token and the cluster's token "
-                "(RAY_AUTH_TOKEN or ~/.ray/auth_token).",
-                ENVIRONMENT,
+                "(RAY_AUTH_TOKEN or ~/.ray/auth_token)."
             ) from None
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise Problem(
-            f"cannot reach the Ray dashboard at {address}: {first}", ENVIRONMENT
-        ) from None
+        raise Unreachable(f"cannot reach the Ray dashboard at {address}: {first}") from None
 
 
 def submit_run(address: str, config: RunConfig, command: str | None = None) -> str:

@@ -1,8 +1,12 @@
 """TinyLLaVA-Video for clipnote: configuration, modeling, processing, checkpoint loading.
 
 This package never imports `pipeline` or `jobs`. Its names are imported on first use, so a
-process that only needs `model.remote` (reading object storage) or `model.configuration`
-does not pay for importing torch and transformers.
+process that only needs `model.remote` (reading object storage), `model.configuration`,
+`model.processing` (`FrameProcessor` as data) or `model.checkpoint` (weight files, their digest,
+`CheckpointError`) does not pay for importing torch and transformers.
+
+The captioning API: `video = model.encode_frames(clips)` once, then `model.caption(video, ...)`,
+`model.generate_tags(video, ...)` and `model.score_tags(video, taxonomy, ...)` (`modeling`).
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ from typing import Any
 
 _EXPORTS = {
     "IMAGE_TOKEN_INDEX": "configuration",
+    "Answer": "generation",
     "CheckpointError": "checkpoint",
     "ConfigError": "configuration",
     "FrameProcessor": "processing",
     "GenerationSettings": "generation",
+    "TagList": "tags",
+    "TagScores": "tags",
     "TinyLlavaVideo": "modeling",
     "TinyLlavaVideoConfig": "configuration",
     "build_prompt": "processing",

@@ -1,11 +1,13 @@
-"""Padded embedding batches and the KV-cache plumbing shared by forward, generation, tagging."""
+"""Padded embedding batches and the KV-cache plumbing shared by forward, generation, tagging,
+and `VideoLM`: what generation and tagging use of the model, so that they never import it.
+"""
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -18,6 +20,31 @@ class PromptBatch:
     embeds: torch.Tensor  # [B, L, D]
     attention_mask: torch.Tensor  # [B, L] long, 1 = real token
     position_ids: torch.Tensor  # [B, L] positions counted over real tokens only
+
+
+class VideoLM(Protocol):
+    """A language model that reads prompts with a video's tokens spliced in (`TinyLlavaVideo`).
+
+    `generation` and `tags` are written against this, not against the model class, so the
+    model can use them without an import circle.
+    """
+
+    tokenizer: Any
+    language_model: Any  # a transformers causal LM (`Qwen2ForCausalLM`)
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def embed_prompts(
+        self,
+        prompts: list[list[int]] | list[torch.Tensor],
+        video_embeds: torch.Tensor | None,
+        padding_side: str = "left",
+    ) -> PromptBatch: ...
+
+    def run_language_model(
+        self, batch: PromptBatch, cache: Any = None, logits_to_keep: int = 0
+    ) -> Any: ...
 
 
 def pad_rows(rows: list[torch.Tensor], side: str) -> PromptBatch:

@@ -7,6 +7,11 @@ the published ones; the renames below are the whole difference from this package
 Safety: nothing from a checkpoint is ever executed. No `trust_remote_code`, no dynamic modules,
 no path named inside the config is opened, and pytorch `.bin` weights only go through
 `torch.load(weights_only=True)`, which refuses pickled code.
+
+torch (and safetensors' torch side) is imported by the functions that read or write tensors,
+not by this module: the driver names a checkpoint's weight files and hashes them
+(`weight_files`, `weights_digest`: the model's identity in fingerprints), and the command line
+recognises a `CheckpointError`, without importing torch.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
-
-import torch
-from safetensors.torch import load_file, save_file
-from torch import nn
+from typing import TYPE_CHECKING
 
 from .configuration import ConfigError, TinyLlavaVideoConfig, parse_config
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
@@ -125,6 +131,9 @@ def read_weights(files: Iterable[Path]) -> dict[str, torch.Tensor]:
 
 
 def _read_weight_file(path: Path) -> dict[str, torch.Tensor]:
+    import torch
+    from safetensors.torch import load_file
+
     if path.suffix == ".safetensors":
         return load_file(str(path))
     try:
@@ -194,6 +203,8 @@ def weights_digest(files: Iterable[Path]) -> str:
 
 def save_checkpoint(model: nn.Module, out_dir: Path) -> Path:
     """Write `model` (a `TinyLlavaVideo`) as a published-format checkpoint directory."""
+    from safetensors.torch import save_file
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config: TinyLlavaVideoConfig = model.config

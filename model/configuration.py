@@ -3,14 +3,18 @@
 Published checkpoints carry one composite config: top-level connector and feature-selection
 fields plus embedded `text_config` (Qwen2) and `vision_config` (SigLIP vision). The
 `*_name_or_path` fields name the authors' own disks; they are kept as data and never resolved.
+
+transformers (and with it torch) is imported when a config is parsed, not when this module is:
+the placeholder id, `ConfigError` and `ResamplerConfig` are plain Python.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from transformers import Qwen2Config, SiglipVisionConfig
+if TYPE_CHECKING:
+    from transformers import Qwen2Config, SiglipVisionConfig
 
 IMAGE_TOKEN_INDEX = -200
 """Placeholder id marking where the video's tokens go in `input_ids` (as published)."""
@@ -93,6 +97,8 @@ def _check_no_remote_code(raw: dict[str, Any], where: str) -> None:
 
 
 def _text_config(raw: dict[str, Any]) -> Qwen2Config:
+    from transformers import Qwen2Config
+
     sub = _require(raw, "text_config", dict)
     _check_no_remote_code(sub, "config.json text_config")
     model_type = sub.get("model_type")
@@ -106,6 +112,8 @@ def _text_config(raw: dict[str, Any]) -> Qwen2Config:
 
 
 def _vision_config(raw: dict[str, Any]) -> SiglipVisionConfig:
+    from transformers import SiglipVisionConfig
+
     sub = _require(raw, "vision_config", dict)
     _check_no_remote_code(sub, "config.json vision_config")
     model_type = sub.get("model_type")

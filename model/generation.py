@@ -8,15 +8,11 @@ encoded visual tokens, so a caption and a tag prompt can share one pass of the v
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
-from .batching import PromptBatch, cache_of
+from .batching import PromptBatch, VideoLM, cache_of
 from .processing import STOP_TEXT, build_prompt, tokenize_with_video
-
-if TYPE_CHECKING:
-    from .modeling import TinyLlavaVideo
 
 
 @dataclass(frozen=True)
@@ -58,7 +54,7 @@ def _pick(logits: torch.Tensor, settings: GenerationSettings, gen: torch.Generat
     return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
 
 
-def _step_batch(model: TinyLlavaVideo, batch: PromptBatch, tokens: torch.Tensor) -> PromptBatch:
+def _step_batch(model: VideoLM, batch: PromptBatch, tokens: torch.Tensor) -> PromptBatch:
     """The one-token input after `batch`: the token's embedding, grown mask, next position."""
     mask = torch.cat([batch.attention_mask, torch.ones_like(tokens)[:, None]], dim=1)
     embeds = model.language_model.get_input_embeddings()(tokens[:, None])  # [B, 1, D]
@@ -68,7 +64,7 @@ def _step_batch(model: TinyLlavaVideo, batch: PromptBatch, tokens: torch.Tensor)
 
 @torch.inference_mode()
 def generate_ids(
-    model: TinyLlavaVideo,
+    model: VideoLM,
     video_embeds: torch.Tensor,
     prompt_ids: list[list[int]],
     settings: GenerationSettings,
@@ -107,12 +103,14 @@ def _until_stop(row: list[int], stops: set[int]) -> list[int]:
 
 @dataclass(frozen=True)
 class Answer:
+    """One video's answer to a question: the text, stripped, and the tokens generated for it."""
+
     text: str
     num_tokens: int
 
 
 def answer_question(
-    model: TinyLlavaVideo, video_embeds: torch.Tensor, question: str, settings: GenerationSettings
+    model: VideoLM, video_embeds: torch.Tensor, question: str, settings: GenerationSettings
 ) -> list[Answer]:
     """Answer one question for every video in `video_embeds` `[B, Q, D]`."""
     prompt = tokenize_with_video(build_prompt(question), model.tokenizer)
@@ -120,10 +118,3 @@ def answer_question(
     ids = generate_ids(model, video_embeds, rows, settings)
     texts = model.tokenizer.batch_decode(ids, skip_special_tokens=True)
     return [Answer(text.strip(), len(row)) for text, row in zip(texts, ids, strict=True)]
-
-
-def generate_text(
-    model: TinyLlavaVideo, video_embeds: torch.Tensor, question: str, settings: GenerationSettings
-) -> list[str]:
-    """Just the answers' texts (see `answer_question`)."""
-    return [answer.text for answer in answer_question(model, video_embeds, question, settings)]

@@ -2,6 +2,16 @@
 
 The video's `num_queries` tokens replace the `-200` placeholder in the prompt's embeddings; the
 language model then runs on embeddings. Everything here is device agnostic and batched.
+
+The published model answers one prompt per call, running the vision tower each time. Here, as
+in transformers' LLaVA (`get_image_features`, then generation on embeddings), the visual tokens
+are computed once (`encode_frames`) and every question is asked of them: a caption, a tag list
+and taxonomy scores of a clip share one pass of the vision tower and the resampler.
+
+    video = model.encode_frames(clips)  # [B, num_queries, D]
+    captions = model.caption(video, CAPTION_PROMPT)  # list[Answer]
+    tags = model.generate_tags(video, TAG_PROMPT)  # list[TagList]
+    scores = model.score_tags(video, taxonomy, TAG_PROMPT)  # TagScores, [B, len(taxonomy)]
 """
 
 from __future__ import annotations
@@ -15,10 +25,19 @@ from transformers import Qwen2ForCausalLM
 
 from .batching import PromptBatch, cache_kwarg_name, pad_rows
 from .configuration import IMAGE_TOKEN_INDEX, TinyLlavaVideoConfig
-from .generation import GenerationSettings, generate_text
+from .generation import Answer, GenerationSettings, answer_question
 from .processing import FrameProcessor
 from .resampler import build_resampler
-from .tags import parse_tags, score_taxonomy, score_taxonomy_listing
+from .tags import (
+    TAG_MAX_NEW_TOKENS,
+    TAXONOMY_METHODS,
+    TagList,
+    TagScores,
+    TaxonomyMethod,
+    list_tags,
+    score_taxonomy,
+    score_taxonomy_listing,
+)
 from .vision import VisionTower
 
 
@@ -64,10 +83,13 @@ class TinyLlavaVideo(nn.Module):
         feats = feats.reshape(b, t * feats.shape[1], feats.shape[2])  # [B, T*P, Dv]
         return self.connector(feats)
 
+    @torch.inference_mode()
     def encode_frames(self, clips: list[np.ndarray | torch.Tensor]) -> torch.Tensor:
         """uint8 clips `[T_i, H, W, 3]` (frame counts may differ) -> `[B, num_queries, D]`.
 
-        Clips with the same frame count and size are encoded together; order is preserved.
+        The visual tokens every question of `caption`, `generate_tags` and `score_tags` is
+        asked of. Clips with the same frame count and size are encoded together; order is
+        preserved. Inference only (no autograd): training goes through `encode_video`.
         """
         out: list[torch.Tensor | None] = [None] * len(clips)
         buckets: dict[tuple[int, ...], list[int]] = {}
@@ -153,44 +175,55 @@ class TinyLlavaVideo(nn.Module):
             use_cache=False,
         )
 
-    # --- annotation ---------------------------------------------------------------------------
+    # --- annotation: questions asked of visual tokens from `encode_frames` --------------------
 
     def caption(
-        self,
-        clips: list[np.ndarray | torch.Tensor],
-        prompt: str,
-        max_new_tokens: int = 64,
-        settings: GenerationSettings | None = None,
-    ) -> list[str]:
-        """Batched captioning of uint8 clips `[T, H, W, 3]`; greedy unless settings say so."""
-        settings = settings or GenerationSettings(max_new_tokens=max_new_tokens)
-        return generate_text(self, self.encode_frames(clips), prompt, settings)
+        self, video: torch.Tensor, prompt: str, settings: GenerationSettings | None = None
+    ) -> list[Answer]:
+        """Each video's answer to `prompt`; greedy, 64 new tokens at most, unless `settings`
+        say otherwise. `video`: visual tokens `[B, num_queries, D]` from `encode_frames`."""
+        settings = settings or GenerationSettings()
+        return answer_question(self, _visual_tokens(video), prompt, settings)
 
     def generate_tags(
-        self,
-        clips: list[np.ndarray | torch.Tensor],
-        prompt: str,
-        max_new_tokens: int = 32,
-    ) -> list[list[str]]:
-        """Ask for a comma-separated tag list per clip and parse it."""
-        settings = GenerationSettings(max_new_tokens=max_new_tokens)
-        texts = generate_text(self, self.encode_frames(clips), prompt, settings)
-        return [parse_tags(text) for text in texts]
+        self, video: torch.Tensor, prompt: str, settings: GenerationSettings | None = None
+    ) -> list[TagList]:
+        """Each video's answer to a tag-list `prompt`, parsed (`tags.parse_tags`); greedy, 32
+        new tokens at most, unless `settings` say otherwise."""
+        settings = settings or GenerationSettings(max_new_tokens=TAG_MAX_NEW_TOKENS)
+        return list_tags(self, _visual_tokens(video), prompt, settings)
 
     def score_tags(
-        self, clips: list[np.ndarray | torch.Tensor], taxonomy: list[str], question: str
-    ) -> np.ndarray:
-        """`[B, len(taxonomy)]` probabilities that each tag applies (see `tags.score_taxonomy`)."""
-        return score_taxonomy(self, self.encode_frames(clips), taxonomy, question)
-
-    def score_tags_listing(
         self,
-        clips: list[np.ndarray | torch.Tensor],
+        video: torch.Tensor,
         taxonomy: list[str],
         prompt: str,
-        max_new_tokens: int = 32,
-    ) -> np.ndarray:
-        """`[B, len(taxonomy)]` probabilities that the model lists each tag for `prompt` (the
-        tag-list prompt; see `tags.score_taxonomy_listing`)."""
-        video = self.encode_frames(clips)
-        return score_taxonomy_listing(self, video, taxonomy, prompt, max_new_tokens).scores
+        *,
+        method: TaxonomyMethod = "listing",
+        max_new_tokens: int = TAG_MAX_NEW_TOKENS,
+    ) -> TagScores:
+        """`[B, len(taxonomy)]` probabilities that each tag applies to each video.
+
+        `listing` (the default): `prompt` is the tag-list prompt; the model writes its list
+        (greedy, `max_new_tokens` at most) and each tag scores the probability of being written
+        as an item of it (`tags.score_taxonomy_listing`). `yes_no`: `prompt` is a question with
+        a `{tag}` slot, scored P(yes) against P(no) (`tags.score_taxonomy`); nothing generated.
+        """
+        video = _visual_tokens(video)
+        if method == "listing":
+            return score_taxonomy_listing(self, video, list(taxonomy), prompt, max_new_tokens)
+        if method == "yes_no":
+            scores = score_taxonomy(self, video, list(taxonomy), prompt)
+            return TagScores(scores, [0] * video.shape[0])
+        raise ValueError(f"method {method!r} unknown (one of {', '.join(TAXONOMY_METHODS)})")
+
+
+def _visual_tokens(video: torch.Tensor) -> torch.Tensor:
+    """`video` checked to be visual tokens `[B, Q, D]`, not clips: a clear error for the old
+    calls that passed frames."""
+    if not isinstance(video, torch.Tensor) or video.ndim != 3 or video.dtype == torch.uint8:
+        got = tuple(video.shape) if hasattr(video, "shape") else type(video).__name__
+        raise TypeError(
+            f"expected visual tokens [B, Q, D] from model.encode_frames(clips), got {got}"
+        )
+    return video

@@ -3,7 +3,9 @@
 Frames: the published model resizes each frame to the tower's square input with bicubic
 resampling, rescales by 1/255 and normalises with the SigLIP mean/std. Here the same runs as torch
 ops on whole batches, so it can run on the accelerator after uint8 frames crossed the object
-store (4x fewer bytes than float32).
+store (4x fewer bytes than float32). `FrameProcessor` itself is plain data (size, mean, std,
+resampling): torch is imported by the methods that make tensors, so the driver and the workers
+that only plan decode or write Parquet can hold one without importing torch.
 
 Prompts: the `qwen2_base` template, `<system> USER: <image>\\n{prompt} ASSISTANT:`, with the
 text on each side of `<image>` tokenised separately and joined by the placeholder id -200.
@@ -14,12 +16,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from .configuration import IMAGE_TOKEN_INDEX
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 IMAGE_PLACEHOLDER = "<image>"
 STOP_TEXT = "<|endoftext|>"
@@ -108,6 +111,9 @@ class FrameProcessor:
         Antialiased bicubic with rounding and clipping mirrors PIL's resize of uint8 images,
         which is what the published preprocessing ran.
         """
+        import torch
+        import torch.nn.functional as F
+
         if frames.shape[-2:] == (self.size, self.size):
             return frames.float()
         if frames.dtype == torch.uint8 and frames.device.type == "cpu":
@@ -135,8 +141,11 @@ class FrameProcessor:
         frames: np.ndarray | torch.Tensor,
         *,
         device: torch.device | str | None = None,
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | None = None,
     ) -> torch.Tensor:
+        """Normalised `[..., 3, S, S]` in `dtype` (float32 by default) on `device`."""
+        import torch
+
         tensor = torch.as_tensor(frames)
         if tensor.dtype != torch.uint8:
             raise TypeError(f"frames must be uint8 [..., H, W, 3], got {tensor.dtype}")
@@ -149,4 +158,5 @@ class FrameProcessor:
         mean = torch.tensor(self.image_mean, device=pixels.device).view(1, 3, 1, 1)
         std = torch.tensor(self.image_std, device=pixels.device).view(1, 3, 1, 1)
         pixels = (pixels - mean) / std
-        return pixels.to(dtype).reshape(*lead, 3, self.size, self.size)
+        pixels = pixels.to(dtype or torch.float32)
+        return pixels.reshape(*lead, 3, self.size, self.size)  # [..., 3, S, S]

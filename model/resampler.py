@@ -27,8 +27,13 @@ FF_MULT = 4
 
 
 @lru_cache(maxsize=32)
+@torch.inference_mode(False)
 def _sinusoid_table(seq_len: int, dim: int) -> torch.Tensor:
-    """Sinusoidal position table rounded through float16, as the published model builds it."""
+    """Sinusoidal position table rounded through float16, as the published model builds it.
+
+    Cached; built as an ordinary tensor even when first asked under `inference_mode`, so that
+    a later training step may use it.
+    """
     position = torch.arange(seq_len, dtype=torch.float32).unsqueeze(1)  # [N, 1]
     div_term = torch.exp(torch.arange(0, dim, 2).float() * -(math.log(10000.0) / dim))
     table = torch.zeros(seq_len, dim, dtype=torch.float16)  # [N, D]
@@ -51,8 +56,10 @@ def group_sizes(seq_len: int, group: int) -> list[int]:
 
 
 @lru_cache(maxsize=64)
+@torch.inference_mode(False)
 def _group_gather_index(seq_len: int, group: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Index `[G, L]` that lays the chunks out padded to the longest, and its validity mask."""
+    """Index `[G, L]` that lays the chunks out padded to the longest, and its validity mask
+    (cached, and so built outside `inference_mode` like the position table)."""
     sizes = group_sizes(seq_len, group)
     longest = max(max(sizes), 1)
     starts = torch.tensor([sum(sizes[:i]) for i in range(group)]).unsqueeze(1)  # [G, 1]

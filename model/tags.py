@@ -1,6 +1,9 @@
-"""Tags: parse a generated tag list, or score a fixed taxonomy by likelihood.
+"""Tags: a generated tag list parsed, or a fixed taxonomy scored by likelihood.
 
-Two scorers of a fixed taxonomy, both reusing the clip's visual tokens and one shared KV cache:
+The published model only answers prompts; tags are clipnote's reading of its answers, asked of
+visual tokens computed once (`TinyLlavaVideo.generate_tags`, `.score_tags`). A tag list is the
+answer to a tag prompt, parsed (`parse_tags`). A fixed taxonomy has two scorers, both reusing
+the clip's visual tokens and one shared KV cache:
 
 - `score_taxonomy_listing` (the default): under the tag-list prompt, how likely the model is to
   write exactly this tag as the next item of its own tag list, at the best place in that list.
@@ -20,19 +23,20 @@ import copy
 import re
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 
-from .batching import cache_kwarg_name, cache_of
+from .batching import PromptBatch, VideoLM, cache_kwarg_name, cache_of
 from .configuration import IMAGE_TOKEN_INDEX
-from .generation import GenerationSettings, generate_ids, stop_token_ids
+from .generation import GenerationSettings, answer_question, generate_ids, stop_token_ids
 from .processing import build_prompt, tokenize_with_video
 
-if TYPE_CHECKING:
-    from .batching import PromptBatch
-    from .modeling import TinyLlavaVideo
+TaxonomyMethod = Literal["listing", "yes_no"]
+TAXONOMY_METHODS: tuple[str, ...] = get_args(TaxonomyMethod)
+TAG_MAX_NEW_TOKENS = 32
+"""Default length of a generated tag list (the tag answer is short)."""
 
 _SPLIT = re.compile(r"[,;\n]+")
 _SEPARATORS = re.compile(r"([,;\n]+)")
@@ -68,6 +72,23 @@ def _normalise(item: str) -> str:
     return _SPACES.sub(" ", _EDGE.sub("", item)).strip().lower()
 
 
+@dataclass(frozen=True)
+class TagList:
+    """One video's generated tag list: parsed (`parse_tags`), as written, and its length."""
+
+    tags: list[str]
+    text: str
+    num_tokens: int
+
+
+def list_tags(
+    model: VideoLM, video_embeds: torch.Tensor, prompt: str, settings: GenerationSettings
+) -> list[TagList]:
+    """Ask `prompt` (a tag-list prompt) of every video in `video_embeds` `[B, Q, D]`; parse."""
+    answers = answer_question(model, video_embeds, prompt, settings)
+    return [TagList(parse_tags(a.text), a.text, a.num_tokens) for a in answers]
+
+
 # --- yes/no questions -------------------------------------------------------------------------
 
 
@@ -98,7 +119,7 @@ def _question_rows(
 
 @torch.inference_mode()
 def score_taxonomy(
-    model: TinyLlavaVideo, video_embeds: torch.Tensor, taxonomy: list[str], question: str
+    model: VideoLM, video_embeds: torch.Tensor, taxonomy: list[str], question: str
 ) -> np.ndarray:
     """`[B, len(taxonomy)]` float32: P(yes) / (P(yes) + P(no)) for each clip and tag.
 
@@ -129,12 +150,12 @@ def score_taxonomy(
 
 
 @dataclass(frozen=True)
-class ListingScores:
-    """Taxonomy scores with the tag lists they were read against."""
+class TagScores:
+    """Taxonomy scores, with the tag lists they were read against (`listing` method only)."""
 
     scores: np.ndarray  # float32 [B, len(taxonomy)]
-    listings: list[str]  # each clip's greedy tag list, as generated
-    num_tokens: list[int]  # tokens generated for it
+    num_tokens: list[int]  # tokens generated per clip for its tag list (0: yes/no questions)
+    listings: list[str] | None = None  # each clip's greedy tag list, as generated
 
 
 def split_listing(text: str) -> list[tuple[str, str]]:
@@ -209,12 +230,12 @@ def item_end_ids(tokenizer) -> list[int]:
 
 @torch.inference_mode()
 def score_taxonomy_listing(
-    model: TinyLlavaVideo,
+    model: VideoLM,
     video_embeds: torch.Tensor,
     taxonomy: list[str],
     prompt: str,
-    max_new_tokens: int = 32,
-) -> ListingScores:
+    max_new_tokens: int = TAG_MAX_NEW_TOKENS,
+) -> TagScores:
     """`[B, len(taxonomy)]` float32: the probability that the model writes each tag, whole, as
     the next item of its own tag list, at the most likely place in that list.
 
@@ -234,7 +255,7 @@ def score_taxonomy_listing(
     num_tokens = [len(ids) for ids in generated]
     scores = np.zeros((n_clips, len(taxonomy)), dtype=np.float32)
     if not taxonomy or not n_clips:
-        return ListingScores(scores, listings, num_tokens)
+        return TagScores(scores, num_tokens, listings)
 
     encode = _memo(lambda text: tokenizer(text, add_special_tokens=False).input_ids)
     # The prompt's last token stays out of the shared prefix so that every row has a context
@@ -257,7 +278,7 @@ def score_taxonomy_listing(
         per_place[key] = per_place.get(key, 0.0) + float(value)
     for (c, t, _), prob in per_place.items():
         scores[c, t] = max(scores[c, t], min(prob, 1.0))
-    return ListingScores(scores, listings, num_tokens)
+    return TagScores(scores, num_tokens, listings)
 
 
 # --- shared: continuations on top of one cached prefix ------------------------------------------
@@ -275,14 +296,14 @@ def _memo(fn):
     return lambda key: seen[key] if key in seen else seen.setdefault(key, fn(key))
 
 
-def _prefix_pass(model: TinyLlavaVideo, prefix: list[int], video_embeds: torch.Tensor):
+def _prefix_pass(model: VideoLM, prefix: list[int], video_embeds: torch.Tensor):
     """The prompt up to where rows differ, with each clip's video: embeddings and KV cache."""
     prefix_batch = model.embed_prompts([prefix] * video_embeds.shape[0], video_embeds)
     return prefix_batch, cache_of(model.run_language_model(prefix_batch, logits_to_keep=1))
 
 
 def _continuations(
-    model: TinyLlavaVideo,
+    model: VideoLM,
     prefix: PromptBatch,
     prefix_cache,
     rows: list[_Row],
@@ -304,7 +325,7 @@ def _continuations(
     return logp, log_end
 
 
-def _decoder_hidden(model: TinyLlavaVideo, embeds, mask, positions, cache) -> torch.Tensor:
+def _decoder_hidden(model: VideoLM, embeds, mask, positions, cache) -> torch.Tensor:
     """Last hidden states of the decoder (no vocabulary projection) on top of `cache`."""
     decoder = model.language_model.model
     out = decoder(
@@ -318,7 +339,7 @@ def _decoder_hidden(model: TinyLlavaVideo, embeds, mask, positions, cache) -> to
 
 
 def _chunk_logprobs(
-    model: TinyLlavaVideo, rows: list[_Row], prefix: PromptBatch, cache, ends
+    model: VideoLM, rows: list[_Row], prefix: PromptBatch, cache, ends
 ) -> tuple[list[float], list[float]]:
     """One pass: rows right-padded after the cache; logits only where they are read."""
     device, prefix_len = model.device, prefix.embeds.shape[1]

@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator
 from pipeline.annotate.prompts import PromptSettings
 from pipeline.clips.sampling import SamplingConfig
 from pipeline.clips.windows import ClipConfig
+from pipeline.core.errors import ConfigError
 from pipeline.core.storage import StorageOptions
 from pipeline.core.strict import _Strict
 from pipeline.decode.isolation import DecodeLimits
@@ -24,10 +25,6 @@ from pipeline.input.locations import normalize_location
 
 TOY_MODEL = "toy"
 """`model.source` naming the toy checkpoint shipped inside the package (the default)."""
-
-
-class ConfigError(ValueError):
-    """An invalid run configuration; the message names each bad field."""
 
 
 class StorageSettings(_Strict):

@@ -1,18 +1,17 @@
 """Checks a run makes before any cluster work, so a user's mistake costs seconds, not a job.
 
 Each check touches the real thing once (the checkpoint's `config.json`, one listing of the
-input, a probe object in the output) and turns what went wrong into a `Problem`: one line that
-names the thing and what to do, with the exit code the CLI should give. Mistakes in what the
-user asked for (a missing checkpoint or input) are `BAD_INPUT`; a world that refuses (an
-unreachable endpoint, denied bucket, wrong credentials, read-only output) is `ENVIRONMENT`.
+input, a probe object in the output) and turns what went wrong into one of the errors of
+`pipeline.core.errors`: one line that names the thing and what to do, its class carrying the
+exit code. Mistakes in what the user asked for (a missing checkpoint or input) are bad requests
+(exit 2); a world that refuses (an unreachable endpoint, denied bucket, wrong credentials,
+read-only output) is an environment failure (exit 1).
 """
 
 from __future__ import annotations
 
 import contextlib
 import secrets
-from dataclasses import dataclass
-from typing import Any
 
 from pipeline.annotate.checkpoint_info import (
     CheckpointInfo,
@@ -20,24 +19,19 @@ from pipeline.annotate.checkpoint_info import (
     resolve_model_source,
 )
 from pipeline.config import RunConfig
+from pipeline.core.errors import (
+    AccessDenied,
+    CheckpointUnusable,
+    ClipnoteError,
+    EnvironmentFailure,
+    LocationNotFound,
+    NotWritable,
+    Unreachable,
+)
 from pipeline.core.storage import StorageOptions, filesystem, is_remote, join, strip_scheme
-
-BAD_INPUT = 2
-ENVIRONMENT = 1
 
 # S3 error codes that mean "these credentials are not valid here", not "not allowed".
 _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
-
-
-@dataclass
-class Problem(Exception):
-    """A mistake or an environment failure found before (or while) starting a run."""
-
-    message: str
-    exit_code: int = BAD_INPUT
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def _error_code(exc: BaseException) -> str | None:
@@ -58,39 +52,35 @@ def _is_connection_error(exc: BaseException) -> bool:
 
 def storage_problem(
     exc: BaseException, what: str, uri: str, options: StorageOptions | None
-) -> Problem:
+) -> ClipnoteError:
     """Explain a storage failure on `uri` (`what`: the config field it came from)."""
     endpoint = (options and options.endpoint_url) or "AWS S3"
     code = _error_code(exc)
     if type(exc).__name__ == "NoCredentialsError" or code == "NoCredentialsError":
-        return Problem(
+        return AccessDenied(
             f"{what}: no S3 credentials found for {uri}: set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or use an instance role",
-            ENVIRONMENT,
+            "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or use an instance role"
         )
     if _is_connection_error(exc):
-        return Problem(
+        return Unreachable(
             f"{what}: cannot reach the S3 endpoint {endpoint} for {uri}: check "
-            "storage.endpoint_url and that the server is up",
-            ENVIRONMENT,
+            "storage.endpoint_url and that the server is up"
         )
     if code in _CREDENTIAL_CODES:
-        return Problem(
+        return AccessDenied(
             f"{what}: the S3 server at {endpoint} rejected the credentials ({code}) for "
-            f"{uri}: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE",
-            ENVIRONMENT,
+            f"{uri}: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
         )
     if isinstance(exc, PermissionError):
         reason = f" ({code})" if code else f" ({exc})"
-        return Problem(
+        return AccessDenied(
             f"{what}: access denied to {uri}{reason}: these credentials may not use this "
-            "bucket or prefix",
-            ENVIRONMENT,
+            "bucket or prefix"
         )
     if isinstance(exc, FileNotFoundError) or code in {"NoSuchBucket", "NoSuchKey"}:
-        return Problem(f"{what}: nothing at {uri} (no such bucket or object)", BAD_INPUT)
+        return LocationNotFound(f"{what}: nothing at {uri} (no such bucket or object)")
     detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return Problem(f"{what}: cannot use {uri}: {detail}", ENVIRONMENT)
+    return EnvironmentFailure(f"{what}: cannot use {uri}: {detail}")
 
 
 def check_model(config: RunConfig) -> CheckpointInfo:
@@ -101,19 +91,17 @@ def check_model(config: RunConfig) -> CheckpointInfo:
     options = config.storage.options()
     try:
         return describe_checkpoint(source, options)
-    except FileNotFoundError:
-        return _raise(
+    except FileNotFoundError as err:
+        raise CheckpointUnusable(
             f"model.source: {source} has no config.json: point --model (or model.source) at "
             "a TinyLLaVA-Video checkpoint folder or s3:// prefix, or use 'toy'"
-        )
+        ) from err
     except (ModelConfigError, ValueError) as err:
-        return _raise(f"model.source: {source}: not a usable TinyLLaVA-Video checkpoint: {err}")
+        raise CheckpointUnusable(
+            f"model.source: {source}: not a usable TinyLLaVA-Video checkpoint: {err}"
+        ) from err
     except OSError as err:
         raise storage_problem(err, "model.source", source, options) from None
-
-
-def _raise(message: str, exit_code: int = BAD_INPUT) -> Any:
-    raise Problem(message, exit_code)
 
 
 def _listing_prefix(uri: str) -> str:
@@ -128,7 +116,9 @@ def check_input(config: RunConfig) -> None:
     fs = filesystem(uri, options)
     if not is_remote(uri):
         if not fs.exists(uri) and "*" not in config.input:
-            _raise(f"input: nothing at {uri}: give a folder, video, .tar shard or manifest")
+            raise LocationNotFound(
+                f"input: nothing at {uri}: give a folder, video, .tar shard or manifest"
+            )
         return
     bucket, _, key = strip_scheme(uri).partition("/")
     try:
@@ -136,7 +126,7 @@ def check_input(config: RunConfig) -> None:
     except Exception as err:  # s3fs raises OSError subclasses, botocore its own classes
         raise storage_problem(err, "input", config.input, options) from None
     if not listing.get("KeyCount") and "*" not in config.input:
-        _raise(f"input: nothing at {config.input} (no object under this prefix)")
+        raise LocationNotFound(f"input: nothing at {config.input} (no object under this prefix)")
 
 
 def check_output(config: RunConfig) -> None:
@@ -153,7 +143,7 @@ def check_output(config: RunConfig) -> None:
         problem = storage_problem(err, "output", config.output, options)
         if not is_remote(config.output):
             detail = getattr(err, "strerror", None) or str(err)
-            problem = Problem(f"output: cannot write to {config.output}: {detail}", ENVIRONMENT)
+            problem = NotWritable(f"output: cannot write to {config.output}: {detail}")
         raise problem from None
     with contextlib.suppress(OSError):  # may write but not delete: runs only write and rename
         fs.rm(probe)

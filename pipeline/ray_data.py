@@ -1,83 +1,47 @@
-"""The only module that knows Ray Data: stages become operators, nothing more.
+"""The only module that knows Ray: stages (`pipeline.core.stage`) become Ray Data operators.
 
 The input is the run's work plan (`pipeline.work_plan`): each block is a few `(page, start, stop)`
-pieces of the plan's Parquet pages, so the driver never builds or holds the videos' rows. Decode
-runs as CPU tasks (`flat_map`: one piece in, the clip rows of its videos out; several videos
-per block); annotation runs in an actor pool that loads the model once per actor; writing runs on
-the workers too (`map_batches` over `sink.write_part`, Datasink-style), so what streams back to
-the driver is one small write result per Parquet file, never rows. Ray Data's streaming
-executor keeps every stage busy and bounds what is in flight.
+pieces of the plan's Parquet pages, so the driver never builds or holds the videos' rows. A
+`RowStage` (decode) runs as CPU tasks (`flat_map`: one piece in, the clip rows of its videos
+out); a `BatchStage` (annotate) runs in an actor pool, each actor set up once (the model loads
+once per actor); a `Writer` runs on the workers too (`map_batches`, Datasink-style), so what
+streams back to the driver is one small `WriteResult` per Parquet file, never rows. Ray Data's
+streaming executor keeps every stage busy and bounds what is in flight.
+
+Ray is imported inside the functions that need it: importing this module (the run does) costs
+nothing until a dataset is built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any
+import contextlib
+import pickle
+from collections.abc import Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
-from pipeline.annotate.annotator import Annotator
-from pipeline.annotate.settings import AnnotateSettings
-from pipeline.core.records import VideoRef
-from pipeline.core.storage import StorageOptions
-from pipeline.decode.video_rows import DecodeSettings, decode_video_rows
-from pipeline.output.part_writer import VIDEO_ROWS, PartTarget, write_part, write_results_table
+from pipeline.core.stage import BatchStage, Row, RowStage, Writer
+from pipeline.decode.stage import DecodeStage
+from pipeline.decode.video_rows import DecodeSettings
+from pipeline.output.part_writer import VIDEO_ROWS
+from pipeline.output.records import WriteResult
 from pipeline.output.schema import rows_to_table
-from pipeline.work_plan import REDO, block_slices, read_page
+from pipeline.run_stages import PlannedDecode
+from pipeline.work_plan import block_slices
 
 VIDEOS_PER_BLOCK = 16
 MIN_BLOCKS = 64
 MAX_BLOCKS = 1024
 """Every block costs the driver tens of KB (its object and metadata): past this, blocks
 grow instead of multiplying (a block's task streams its clip rows out as it goes)."""
-ANNOTATE_MAX_RESTARTS = 3
 
+WRITTEN_SCHEMA = pa.schema([("result", pa.string()), ("refusal", pa.binary())])
+"""What a write task hands back per part: the `WriteResult` as JSON, or the writer's refusal
+(one of `Writer.refusals`, pickled)."""
 
-def select_redo(rows: list[dict[str, Any]], redo: str | None) -> list[dict[str, Any]]:
-    """The rows a retry redoes: the named clips (a video-level error row always stays)."""
-    if not redo:
-        return rows
-    wanted = {int(i) for i in str(redo).split(",") if i.strip()}
-    kept = [r for r in rows if int(r["clip_index"]) in wanted or int(r["clip_index"]) < 0]
-    return kept or rows  # none of them exists any more: the whole video, as a fresh attempt
-
-
-def decode_row(row: dict[str, Any], settings: DecodeSettings) -> Iterator[dict[str, Any]]:
-    """One video's rows, streamed as they are decoded: a task never holds all the clips of a
-    long video (a retry of named clips, which must see them all to choose, is the exception)."""
-    rows = decode_video_rows(VideoRef.from_row(row), settings)
-    if row.get(REDO):
-        rows = iter(select_redo(list(rows), row.get(REDO)))
-    yield from with_video_total(rows)
-
-
-def decode_piece(
-    piece: dict[str, Any], settings: DecodeSettings, plan_options: StorageOptions
-) -> Iterator[dict[str, Any]]:
-    """The rows of the videos in one piece of a plan page, video after video."""
-    for row in read_page(piece["page"], piece["start"], piece["stop"], plan_options):
-        yield from decode_row(row, settings)
-
-
-def with_video_total(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """`VIDEO_ROWS` = 0 on every row but the last, which carries the video's row count: the
-    sink counts a video complete when it has written that many rows."""
-    previous: dict[str, Any] | None = None
-    count = 0
-    for current in rows:
-        if previous is not None:
-            previous[VIDEO_ROWS] = 0
-            yield previous
-        previous, count = current, count + 1
-    if previous is not None:
-        previous[VIDEO_ROWS] = count
-        yield previous
-
-
-def write_batch(batch: pa.Table, target: PartTarget) -> pa.Table:
-    """One Parquet part per batch, written here on the worker; returns its write result."""
-    return write_results_table([write_part(batch, target)])
+E = TypeVar("E", bound=BaseException)
 
 
 def num_blocks(videos: int) -> int:
@@ -85,27 +49,6 @@ def num_blocks(videos: int) -> int:
     the work, and at most `MAX_BLOCKS`."""
     wanted = min(MAX_BLOCKS, max(MIN_BLOCKS, -(-videos // VIDEOS_PER_BLOCK)))
     return max(1, min(videos, wanted))
-
-
-class AnnotateActor:
-    """Ray actor around `Annotator`: numpy batch in, `clips`-schema Arrow table out."""
-
-    def __init__(self, settings: AnnotateSettings) -> None:
-        self.annotator = Annotator(settings)
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
-        size = len(next(iter(batch.values())))
-        rows = [{key: values[i] for key, values in batch.items()} for i in range(size)]
-        table = rows_to_table(self.annotator.annotate(rows))
-        if VIDEO_ROWS in batch:
-            table = table.append_column(VIDEO_ROWS, pa.array(batch[VIDEO_ROWS], pa.int32()))
-        return table
-
-
-def cluster_has_gpus() -> bool:
-    import ray
-
-    return ray.cluster_resources().get("GPU", 0) > 0
 
 
 def plan_blocks(pages: list[tuple[str, int]]) -> list[pa.Table]:
@@ -118,41 +61,85 @@ def plan_blocks(pages: list[tuple[str, int]]) -> list[pa.Table]:
     ]
 
 
-def build_dataset(
-    pages: list[tuple[str, int]],
-    plan_options: StorageOptions,
-    decode: DecodeSettings,
-    annotate: AnnotateSettings,
-    *,
-    batch_size: int,
-    decode_cpus: float,
-    actors: int,
-    cpus_per_actor: float,
-    gpus_per_actor: float,
-) -> Any:
+def cluster_has_gpus() -> bool:
+    import ray
+
+    return ray.cluster_resources().get("GPU", 0) > 0
+
+
+# -- stages as Ray Data callables ---------------------------------------------------------
+
+
+def row_task(row: Row, stage: RowStage) -> Iterator[Row]:
+    """`flat_map` body of a `RowStage`; its copy in a task is set up once, before its first row."""
+    yield from stage.ready().process(row)
+
+
+class BatchActor:
+    """Ray actor around a `BatchStage`: set up once, then numpy batch in, `clips` table out
+    (with `VIDEO_ROWS` carried through for the writer)."""
+
+    def __init__(self, stage: BatchStage) -> None:
+        self.stage = stage.ready()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+        size = len(next(iter(batch.values())))
+        rows = [{key: values[i] for key, values in batch.items()} for i in range(size)]
+        table = rows_to_table(self.stage.process(rows))
+        if VIDEO_ROWS in batch:
+            table = table.append_column(VIDEO_ROWS, pa.array(batch[VIDEO_ROWS], pa.int32()))
+        return table
+
+
+def write_task(batch: pa.Table, writer: Writer[WriteResult]) -> pa.Table:
+    """`map_batches` body of a `Writer`: one part per batch, its result as one row.
+
+    A refusal comes back as data, not raised: Ray Data wraps a raised error in a
+    `UserCodeException` whose cause does not survive the trip to the driver, so its type
+    would be lost (see `find_error`).
+    """
+    result, refusal = None, None
+    try:
+        result = writer.write(batch).to_json()
+    except writer.refusals as err:
+        refusal = pickle.dumps(err)
+    return pa.table({"result": [result], "refusal": [refusal]}, schema=WRITTEN_SCHEMA)
+
+
+# -- the dataset -----------------------------------------------------------------------------
+
+
+def decode_row(row: Row, settings: DecodeSettings) -> Iterator[Row]:
+    """One planned video's rows as the run's decode tasks make them (for driving decode alone,
+    as tests and benchmarks do)."""
+    yield from PlannedDecode(DecodeStage(settings)).video_rows(row)
+
+
+def build_dataset(pages: list[tuple[str, int]], decode: RowStage, annotate: BatchStage) -> Any:
     """The lazy dataset of output rows for the plan's `pages` (`(uri, videos)`, written by
     `pipeline.work_plan.write_work_plan`); nothing runs until it is consumed."""
     import ray
 
     ds = ray.data.from_arrow(plan_blocks(pages))
     # Finite retries everywhere (Ray Data's default is to retry forever): a task whose worker
-    # died is retried `decode.max_retries` times, a dead annotation actor restarted at most
-    # ANNOTATE_MAX_RESTARTS times; a video's own decode failures never reach Ray (isolation).
+    # died is retried `decode.retries` times, a dead actor restarted `annotate.retries` times;
+    # a video's own decode failures never reach Ray (isolation).
     ds = ds.flat_map(
-        decode_piece,
-        fn_kwargs={"settings": decode, "plan_options": plan_options},
-        num_cpus=decode_cpus,
-        max_retries=decode.limits.max_retries,
+        row_task,
+        fn_kwargs={"stage": decode},
+        num_cpus=decode.resources.cpus,
+        num_gpus=decode.resources.gpus or None,
+        max_retries=decode.retries,
     )
     return ds.map_batches(
-        AnnotateActor,
-        fn_constructor_kwargs={"settings": annotate},
-        batch_size=batch_size,
+        BatchActor,
+        fn_constructor_kwargs={"stage": annotate},
+        batch_size=annotate.batch_size,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=actors),
-        num_cpus=cpus_per_actor,
-        num_gpus=gpus_per_actor,
-        max_restarts=ANNOTATE_MAX_RESTARTS,
+        compute=ray.data.ActorPoolStrategy(size=annotate.workers),
+        num_cpus=annotate.resources.cpus,
+        num_gpus=annotate.resources.gpus,
+        max_restarts=annotate.retries,
         # A task is retried for as long as its actor may come back: while a lost node is
         # being declared dead the actor is "unavailable" and a fixed count of retries runs out
         # in seconds; the restarts above are what bounds a batch that keeps killing its actor.
@@ -160,23 +147,51 @@ def build_dataset(
     )
 
 
-def iter_tables(ds: Any) -> Iterator[pa.Table]:
-    """Output rows as Arrow tables, streamed to the driver as they complete."""
-    yield from ds.iter_batches(batch_format="pyarrow", batch_size=None)
-
-
-def iter_write_results(ds: Any, target: PartTarget, rows_per_file: int) -> Iterator[dict]:
-    """Write `ds` (output rows) as Parquet parts on the workers; yield each part's write
-    result (file name and per-video row counts) as it lands on the driver."""
-    import json
-
+def iter_write_results(ds: Any, writer: Writer[WriteResult]) -> Iterator[WriteResult]:
+    """Write `ds` (output rows) with `writer` on the workers; yield each part's write result
+    as it lands on the driver. A refusal is raised here as itself, and stops the dataset."""
     written = ds.map_batches(
-        write_batch,
-        fn_kwargs={"target": target},
-        batch_size=rows_per_file,
+        write_task,
+        fn_kwargs={"writer": writer},
+        batch_size=writer.batch_size,
         batch_format="pyarrow",
-        num_cpus=0,
+        num_cpus=writer.resources.cpus,
     )
-    for batch in written.iter_batches(batch_format="pyarrow", batch_size=None):
-        for text in batch["result"].to_pylist():
-            yield json.loads(text)
+    batches = iter(written.iter_batches(batch_format="pyarrow", batch_size=None))
+    with contextlib.closing(batches):  # closing it shuts the executor down at once
+        for batch in batches:
+            results, refusals = batch["result"].to_pylist(), batch["refusal"].to_pylist()
+            for text, refusal in zip(results, refusals, strict=True):
+                if refusal is not None:
+                    raise pickle.loads(refusal)
+                yield WriteResult.from_json(text)
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def find_error(err: BaseException, kind: type[E]) -> E | None:
+    """The `kind` error inside `err`, by type: `err` itself, its `__cause__`/`__context__`
+    chain, or the exception a Ray wrapper (`RayTaskError`, `RayError`) carries as `.cause`.
+
+    A worker's error reaches the driver as `RayTaskError(cause)`, its cause pickled; Ray Data
+    first wraps a map function's error in `UserCodeException(...) from error`, and pickling
+    keeps no `__cause__`, so the original is gone by then (only its text remains). Errors that
+    must keep their type across are therefore shipped as data (`write_task`).
+    """
+    from ray.exceptions import RayError
+
+    seen: set[int] = set()
+    todo: list[BaseException] = [err]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        cause = getattr(current, "cause", None) if isinstance(current, RayError) else None
+        if isinstance(cause, BaseException):
+            todo.append(cause)  # the original, before the wrapper (which may subclass it)
+        elif isinstance(current, kind):
+            return current
+        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return None

@@ -24,7 +24,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
 
 import pyarrow as pa
 
@@ -41,8 +40,10 @@ from pipeline.output.chunks import ChunkTracker
 from pipeline.output.commit import RunCommitter, new_attempt_id
 from pipeline.output.part_writer import VIDEO_ROWS, write_part
 from pipeline.output.reading import fold_latest_keys
+from pipeline.output.records import RunDetails, SamplingInfo
 from pipeline.output.schema import rows_to_table
-from pipeline.ray_data import build_dataset, cluster_has_gpus, iter_write_results
+from pipeline.ray_data import build_dataset, cluster_has_gpus, find_error, iter_write_results
+from pipeline.run_stages import run_stages
 from pipeline.work_plan import (
     DoneIndex,
     RunMode,
@@ -147,15 +148,13 @@ def done_index(output: str, options: StorageOptions, mode: RunMode) -> DoneIndex
 
 def _lost_rows(refs: list[VideoRef], settings: AnnotateSettings, settings_hash: str) -> pa.Table:
     """Error rows for queued videos that produced no row at all: nothing is lost silently."""
+    from pipeline.core.rows import RowIdentity, output_row
+
     rows = []
     for ref in refs:
-        row = error_row(ref, "no output produced for this video (worker lost?)")
-        row.update(
-            run_id=settings.run_id, clip_id=f"{ref.video_id}:-1", model_id=None, prompt_id=None,
-            fingerprint=fingerprint(row, settings, settings_hash), tags=[], tag_scores=[],
-            generated_tokens=0, annotate_s=0.0, created_at=datetime.now(UTC),
-        )  # fmt: skip
-        rows.append(row)
+        decoded = error_row(ref, "no output produced for this video (worker lost?)")
+        identity = RowIdentity(settings.run_id, fingerprint(decoded, settings, settings_hash))
+        rows.append(output_row(decoded, identity))
     table = rows_to_table(rows)
     return table.append_column(VIDEO_ROWS, pa.array([1] * len(rows), pa.int32()))
 
@@ -183,7 +182,7 @@ def run_pipeline(
         mode="replace" if mode == "all" else "resume",
         grace_s=commit.grace_s, lease_ttl_s=commit.lease_ttl_s,
     )  # fmt: skip
-    committer.begin()
+    committer.on_write_start()
     progress = RunProgress()
     report = on_progress or (lambda _progress: None)
     tracker = ChunkTracker(commit.chunk_videos, commit.chunk_seconds)
@@ -194,16 +193,11 @@ def run_pipeline(
         if plan.queued:
             if gpus is None:
                 gpus = 1.0 if cluster_has_gpus() else 0.0
-            ds = build_dataset(
-                plan.pages, options, decode, annotate,
-                batch_size=config.model.batch_size, decode_cpus=config.resources.decode_cpus,
-                actors=config.resources.annotate_actors,
-                cpus_per_actor=config.resources.cpus_per_actor, gpus_per_actor=gpus,
-            )  # fmt: skip
-            rows_per_file = config.output_options.rows_per_file
-            for result in iter_write_results(ds, committer.target, rows_per_file):
+            stages = run_stages(config, decode, annotate, committer.target, gpus)
+            ds = build_dataset(plan.pages, stages.decode, stages.annotate)
+            for result in iter_write_results(ds, stages.write):
                 tracker.add(result)
-                counts.update(result["counts"])
+                counts.update(result.counts)
                 progress.written = tracker.completed_videos
                 progress.counts = dict(counts)
                 if tracker.due():
@@ -216,39 +210,31 @@ def run_pipeline(
         if seen < plan.queued:
             lost = unwritten_videos(plan, committer.files, options)
             result = write_part(_lost_rows(lost, annotate, settings_hash), committer.target)
-            counts.update(result["counts"])
+            counts.update(result.counts)
             tracker.add(result)
             _commit(committer, tracker.take(force=True), progress)
         progress.written, progress.counts = tracker.completed_videos, dict(counts)
         report(progress)
         seconds = time.perf_counter() - started
-        details: dict[str, Any] = {
-            "config": config.model_dump(mode="json"),
-            "mode": mode,
-            "videos": plan.listed,
-            "skipped": plan.skipped,
-            "processed": plan.queued,
-            "seconds": round(seconds, 3),
-            "gpus_per_actor": gpus,
-            "settings_key": settings_hash,
-            "model_key": annotate.model_key,
-            "sampling": {
-                "num_frames": annotate.sampling.num_frames,
-                "mode": annotate.sampling.mode,
-            },
-        }
-        record = committer.finish(details)
+        details = RunDetails(
+            config=config.model_dump(mode="json"), mode=mode, videos=plan.listed,
+            skipped=plan.skipped, processed=plan.queued, seconds=round(seconds, 3),
+            gpus_per_actor=gpus, settings_key=settings_hash, model_key=annotate.model_key,
+            sampling=SamplingInfo(annotate.sampling.num_frames, annotate.sampling.mode),
+        )  # fmt: skip
+        record = committer.on_write_complete(details)
     except Exception as err:
-        committer.abandon()
-        reason = _write_failure(err)
-        if reason is None:
+        committer.on_write_failed(err)
+        failure = find_error(err, CommitError)
+        if failure is None:
             raise
+        reason = str(failure).splitlines()[0]
         raise CommitError(
             f"run {run_id!r} could not write its output: {reason}; the {committer.chunks} "
             "chunks it committed are kept, and a re-run resumes from them"
         ) from err
-    except BaseException:
-        committer.abandon()
+    except BaseException as err:
+        committer.on_write_failed(err)
         raise
     return RunSummary(
         run_id, config.output, record, plan.listed, dict(counts), seconds, committer.files,
@@ -279,19 +265,6 @@ def _plan(
     plan = write_work_plan(refs, index, settings_hash, mode, folder, options, on_page)
     on_page(plan)
     return plan
-
-
-def _write_failure(err: BaseException) -> str | None:
-    """The `CommitError` message inside `err`, also when Ray Data wrapped a worker's."""
-    seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, CommitError):
-            return str(seen).splitlines()[0]
-        seen = seen.__cause__ or seen.__context__
-    for line in str(err).splitlines():
-        if "CommitError: " in line:
-            return line.split("CommitError: ", 1)[1].strip()
-    return None
 
 
 def _commit(committer: RunCommitter, chunk, progress: RunProgress) -> None:

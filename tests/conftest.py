@@ -21,12 +21,16 @@ from typing import Any
 
 import pytest
 
+from pipeline.decode.hook import DECODE_HOOK_ENV
 from tests.helpers import build_tiny_model
+from tests.pipeline.decode.faults import HOOK as FAULTS_HOOK
 
 # Ray must not phone home from the processes it starts (they inherit the environment).
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-# The isolation tests' poison and hanging videos (pipeline.decode.FAULT_MAGIC) work only here.
-os.environ.setdefault("CLIPNOTE_FAULT_INJECTION", "1")
+# The isolation tests' poison and hanging videos (tests/pipeline/decode/faults.py) work only
+# here: the decode child calls the hook this names. Set at import, before any forkserver or Ray
+# starts, so their children inherit it.
+os.environ.setdefault(DECODE_HOOK_ENV, FAULTS_HOOK)
 # Checkpoints fetched from `s3://` in tests land in a temporary cache, never ~/.cache. Set at
 # import, before any Ray starts, so Ray's workers inherit it too.
 _CACHE = tempfile.mkdtemp(prefix="clipnote-test-cache-")

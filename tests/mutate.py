@@ -121,8 +121,8 @@ TARGETS: dict[str, Target] = {
     "commit": Target(
         "pipeline/output/chunks.py",
         # the pure part of committing: which written files may be committed, and when
-        ("tests/pipeline/output/test_commit.py",),
-        functions=("ChunkTracker.*",),
+        ("tests/pipeline/output/test_chunks.py",),
+        functions=("ChunkTracker.*", "_OpenVideo.*"),
     ),
 }
 

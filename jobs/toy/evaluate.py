@@ -111,16 +111,32 @@ def score_taxonomy_accuracy(scores: np.ndarray, truth: Sequence[Sequence[str]]) 
     return float(((scores >= 0.5) == expected).mean())
 
 
+def captions(model, frames: list[np.ndarray]) -> list[str]:
+    """The model's captions of uint8 clips `frames` (one pass of the vision tower)."""
+    return [a.text for a in model.caption(model.encode_frames(frames), CAPTION_PROMPT)]
+
+
+def answers(model, frames: list[np.ndarray]) -> list[tuple[str, list[str], np.ndarray, np.ndarray]]:
+    """Per clip: caption, generated tags, taxonomy scores (listing) and yes/no scores, all
+    asked of one pass of the vision tower."""
+    video = model.encode_frames(frames)
+    caps = [a.text for a in model.caption(video, CAPTION_PROMPT)]
+    tags = [t.tags for t in model.generate_tags(video, TAG_PROMPT)]
+    listing = model.score_tags(video, list(TAXONOMY), TAG_PROMPT).scores
+    yes_no = model.score_tags(video, list(TAXONOMY), TAXONOMY_QUESTION, method="yes_no").scores
+    return list(zip(caps, tags, listing, yes_no, strict=True))
+
+
 def reverse_flip_rate(model, clips: Sequence[EvalClip], batch_size: int = 8) -> float:
     """For moving clips: share whose reversed frames get the reversed direction in the caption."""
     moving = [c for c in clips if c.truth.spec.motion != "still"]
     if not moving:
         return 1.0
     reversed_frames = [np.ascontiguousarray(c.frames[::-1]) for c in moving]
-    captions = in_batches(lambda b: model.caption(b, CAPTION_PROMPT), reversed_frames, batch_size)
+    got = in_batches(lambda b: captions(model, b), reversed_frames, batch_size)
     hits = [
         caption_motion(cap) == reverse_direction(c.truth.spec.motion)
-        for cap, c in zip(captions, moving, strict=True)
+        for cap, c in zip(got, moving, strict=True)
     ]
     return float(np.mean(hits))
 
@@ -130,19 +146,12 @@ def evaluate(model, clips: Sequence[EvalClip], batch_size: int = 8) -> dict[str,
     frames = [c.frames for c in clips]
     truth_caps = [c.truth.caption for c in clips]
     truth_tags = [list(c.truth.tags) for c in clips]
-    batched = in_batches(lambda b: model.caption(b, CAPTION_PROMPT), frames, batch_size)
-    single = in_batches(lambda b: model.caption(b, CAPTION_PROMPT), frames, 1)
-    tags = in_batches(lambda b: model.generate_tags(b, TAG_PROMPT), frames, batch_size)
-    scores = np.concatenate(
-        in_batches(
-            lambda b: [model.score_tags_listing(b, list(TAXONOMY), TAG_PROMPT)], frames, batch_size
-        )
-    )
-    yes_no = np.concatenate(
-        in_batches(
-            lambda b: [model.score_tags(b, list(TAXONOMY), TAXONOMY_QUESTION)], frames, batch_size
-        )
-    )
+    asked = in_batches(lambda b: answers(model, b), frames, batch_size)
+    batched = [a[0] for a in asked]
+    tags = [a[1] for a in asked]
+    scores = np.stack([a[2] for a in asked])
+    yes_no = np.stack([a[3] for a in asked])
+    single = in_batches(lambda b: captions(model, b), frames, 1)
     return {
         "clips": float(len(clips)),
         "caption_acc_batched": float(

@@ -615,9 +615,10 @@ def heldout_check(model: TinyLlavaVideo, cfg: TrainConfig) -> dict[str, float]:
 
     base = uniform_indices(0, CLIP_FRAMES, NUM_FRAMES)
     clips, frames = heldout_frames(model, cfg, base, np.random.default_rng([cfg.seed, 4]))
-    captions = model.caption(frames, CAPTION_PROMPT)
-    tags = model.generate_tags(frames, TAG_PROMPT)
-    scores = model.score_tags(frames, list(TAXONOMY), TAXONOMY_QUESTION)
+    video = model.encode_frames(frames)
+    captions = [a.text for a in model.caption(video, CAPTION_PROMPT)]
+    tags = [t.tags for t in model.generate_tags(video, TAG_PROMPT)]
+    scores = model.score_tags(video, list(TAXONOMY), TAXONOMY_QUESTION, method="yes_no").scores
     return {
         "caption_exact": float(
             np.mean([p == c.caption for p, c in zip(captions, clips, strict=True)])

@@ -1,45 +1,39 @@
 """Annotating decoded clips with the model: caption and tags, error rows passed through.
 
 `Annotator` is plain Python (no Ray): it loads the model once and turns a batch of decoded
-rows into output rows. Visual tokens are computed once per clip and reused for the tag
-prompt or the taxonomy questions. A batch that fails is retried clip by clip, so one bad clip
-becomes one `model_error` row instead of a lost batch.
+rows into output rows. Visual tokens are computed once per clip (`model.encode_frames`) and
+the caption, tag list or taxonomy scores are asked of them. A batch that fails is retried clip
+by clip, so one bad clip becomes one `model_error` row instead of a lost batch. The model, and
+with it torch, is imported when an `Annotator` is made, never when this module is.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import torch
 
-from model import GenerationSettings, load_model, parse_tags
-from model.generation import answer_question
-from model.tags import score_taxonomy, score_taxonomy_listing
 from pipeline.annotate.fingerprint import fingerprint, prompt_id, settings_key
 from pipeline.annotate.settings import AnnotateSettings
-from pipeline.core.status import STATUS_MODEL_ERROR, STATUS_OK
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass(frozen=True)
-class Annotation:
-    caption: str
-    tags: list[str]
-    tag_scores: list[dict[str, Any]]
-    generated_tokens: int
+from pipeline.core.rows import Annotation, RowIdentity, output_row
+from pipeline.core.status import STATUS_OK
 
 
 class Annotator:
     """Hosts the model; `annotate(rows)` -> output rows in the `clips` schema."""
 
     def __init__(self, settings: AnnotateSettings) -> None:
+        # The model (torch, transformers) is imported here, in the process that hosts it:
+        # importing this module, as the driver and the writer workers do, costs neither.
+        import torch
+
+        from model import GenerationSettings, load_model
+
+        dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
         self.settings = settings
-        dtype = None if settings.dtype == "auto" else _DTYPES[settings.dtype]
+        dtype = None if settings.dtype == "auto" else dtypes[settings.dtype]
         self.model = load_model(
             settings.model_source,
             device=settings.device,
@@ -51,35 +45,30 @@ class Annotator:
             settings = replace(settings, model_key=self.model.model_id)
             self.settings = settings
         self.settings_hash = settings_key(settings)
+        self._caption_settings = GenerationSettings(settings.max_new_tokens)
+        self._tag_settings = GenerationSettings(settings.tag_max_new_tokens)
 
     def _annotate_clips(self, clips: list[np.ndarray]) -> list[Annotation]:
-        prompts = self.settings.prompts
-        with torch.inference_mode():
-            video = self.model.encode_frames(clips)  # [B, Q, D], shared by every question
-            captions = answer_question(
-                self.model, video, prompts.caption, GenerationSettings(self.settings.max_new_tokens)
-            )
-            tags: list[list[str]] = [[] for _ in clips]
-            scores: list[list[dict[str, Any]]] = [[] for _ in clips]
-            tag_tokens = [0] * len(clips)
-            if prompts.tag_mode == "generate":
-                settings = GenerationSettings(self.settings.tag_max_new_tokens)
-                answers = answer_question(self.model, video, prompts.tags, settings)
-                tags = [parse_tags(a.text) for a in answers]
-                tag_tokens = [a.num_tokens for a in answers]
-            elif prompts.tag_mode == "taxonomy" and prompts.taxonomy:
-                if prompts.taxonomy_method == "listing":
-                    listed = score_taxonomy_listing(
-                        self.model, video, list(prompts.taxonomy), prompts.tags,
-                        self.settings.tag_max_new_tokens,
-                    )  # fmt: skip
-                    table, tag_tokens = listed.scores, listed.num_tokens
-                else:
-                    table = score_taxonomy(
-                        self.model, video, list(prompts.taxonomy), prompts.taxonomy_question
-                    )
-                scores = [_tag_scores(prompts.taxonomy, row) for row in table]
-                tags = [_above(s, prompts.taxonomy_threshold) for s in scores]
+        prompts, model = self.settings.prompts, self.model
+        video = model.encode_frames(clips)  # [B, Q, D], shared by every question
+        captions = model.caption(video, prompts.caption, self._caption_settings)
+        tags: list[list[str]] = [[] for _ in clips]
+        scores: list[list[dict[str, Any]]] = [[] for _ in clips]
+        tag_tokens = [0] * len(clips)
+        if prompts.tag_mode == "generate":
+            listed = model.generate_tags(video, prompts.tags, self._tag_settings)
+            tags = [t.tags for t in listed]
+            tag_tokens = [t.num_tokens for t in listed]
+        elif prompts.tag_mode == "taxonomy" and prompts.taxonomy:
+            method = prompts.taxonomy_method
+            question = prompts.tags if method == "listing" else prompts.taxonomy_question
+            scored = model.score_tags(
+                video, list(prompts.taxonomy), question, method=method,
+                max_new_tokens=self.settings.tag_max_new_tokens,
+            )  # fmt: skip
+            tag_tokens = scored.num_tokens
+            scores = [_tag_scores(prompts.taxonomy, row) for row in scored.scores]
+            tags = [_above(s, prompts.taxonomy_threshold) for s in scores]
         return [
             Annotation(c.text, t, s, c.num_tokens + n)
             for c, t, s, n in zip(captions, tags, scores, tag_tokens, strict=True)
@@ -118,24 +107,13 @@ class Annotator:
     def _output_row(
         self, row: dict[str, Any], result: Annotation | str | None, seconds: float
     ) -> dict[str, Any]:
-        out = {k: v for k, v in row.items() if k != "frames"}
-        out.update(
+        identity = RowIdentity(
             run_id=self.settings.run_id,
-            clip_id=f"{row['video_id']}:{int(row['clip_index'])}",
+            fingerprint=fingerprint(row, self.settings, self.settings_hash),
             model_id=self.model.model_id,
             prompt_id=self.prompt_id,
-            fingerprint=fingerprint(row, self.settings, self.settings_hash),
-            caption=None, tags=[], tag_scores=[], generated_tokens=0, annotate_s=0.0,
-            created_at=datetime.now(UTC),
-        )  # fmt: skip
-        if isinstance(result, Annotation):
-            out.update(
-                caption=result.caption, tags=result.tags, tag_scores=result.tag_scores,
-                generated_tokens=result.generated_tokens, annotate_s=seconds,
-            )  # fmt: skip
-        elif isinstance(result, str):
-            out.update(status=STATUS_MODEL_ERROR, error=result, annotate_s=seconds)
-        return out
+        )
+        return output_row(row, identity, result, seconds)
 
 
 def _tag_scores(taxonomy: tuple[str, ...], scores: np.ndarray) -> list[dict[str, Any]]:

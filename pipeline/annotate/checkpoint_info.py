@@ -1,7 +1,8 @@
 """What the driver needs to know about a checkpoint without loading it: input size, frames.
 
 Reads only `config.json` and `preprocessor_config.json` (a few KB, also from `s3://`), so
-the driver can plan decode before any actor downloads the weights.
+the driver can plan decode before any actor downloads the weights. Importing this module
+imports no torch: `FrameProcessor` is plain data until frames go through it.
 """
 
 from __future__ import annotations

@@ -32,6 +32,13 @@ class VideoRef:
     Every field is valid UTF-8 (Arrow strings must be). A local name that is not UTF-8 is
     shown with its odd bytes escaped (`caf\\xe9.mp4`) and `raw_path` keeps the real name,
     percent-encoded, for reading.
+
+    `problem` says why a listed input cannot be read at all (a missing manifest entry, a
+    damaged shard, a refused entry): the lister keeps such inputs so that each gets an error
+    row, never a gap (`pipeline.input.problems`). Their `version` still holds the value it
+    always had ("missing", "<etag>:unreadable-tar", "invalid: <reason>") because `video_id`
+    and the fingerprint hash it: a new value would make every such row look new once. It is
+    identity only; nothing reads a meaning from it.
     """
 
     uri: str
@@ -41,6 +48,7 @@ class VideoRef:
     member: str | None = None
     shard_uri: str | None = None
     raw_path: str | None = None
+    problem: str | None = None
 
     @property
     def read_path(self) -> str:

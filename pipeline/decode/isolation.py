@@ -28,11 +28,14 @@ from dataclasses import dataclass
 from multiprocessing import context, forkserver, popen_forkserver, spawn, util
 from typing import Any
 
+from pipeline.core.status import FailureKind
+
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _POLL_S = 0.05
 _DONE = "__clipnote_done__"
 _PRELOAD = [
     "pipeline.decode.video_rows",
+    "torch",  # the frames' resize; decode's modules import it only when they resize
     "av",
     "av.video.frame",
     "PIL.Image",
@@ -60,7 +63,7 @@ class Failure:
     """Why the supervised work ended early; `reason` is written to the error row."""
 
     reason: str
-    kind: str  # "timeout", "stall", "memory", "signal", "exit"
+    kind: FailureKind
 
 
 class _Popen(popen_forkserver.Popen):
@@ -135,10 +138,14 @@ def _child(conn: Any, target: Callable[..., Iterator[Any]], args: tuple, cap_mb:
             conn.send(item)
     except MemoryError:
         conn.send(
-            Failure(f"decode exceeded its memory budget (address space cap {cap_mb} MB)", "memory")
+            Failure(
+                f"decode exceeded its memory budget (address space cap {cap_mb} MB)",
+                FailureKind.MEMORY,
+            )
         )
     except Exception as err:  # a bug, not a bad file: still one error row, never a lost video
-        conn.send(Failure(f"decode failed: {type(err).__name__}: {err}"[:500], "error"))
+        reason = f"decode failed: {type(err).__name__}: {err}"[:500]
+        conn.send(Failure(reason, FailureKind.ERROR))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     conn.send((_DONE, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024))
     conn.close()
@@ -208,16 +215,18 @@ def _over_budget(process: Any, limits: DecodeLimits, started: float, last: float
         return Failure(
             f"decode exceeded its memory budget: {resident:.0f} MB resident > "
             f"decode.max_memory_mb={limits.max_memory_mb}",
-            "memory",
+            FailureKind.MEMORY,
         )
     now = time.monotonic()
     if now >= started + limits.timeout_s:
         return Failure(
-            f"decode exceeded its time budget: decode.timeout_s={limits.timeout_s:g}", "timeout"
+            f"decode exceeded its time budget: decode.timeout_s={limits.timeout_s:g}",
+            FailureKind.TIMEOUT,
         )
     if now >= last + limits.stall_s:
         return Failure(
-            f"decode hung: nothing decoded for decode.stall_s={limits.stall_s:g} s", "stall"
+            f"decode hung: nothing decoded for decode.stall_s={limits.stall_s:g} s",
+            FailureKind.STALL,
         )
     return None
 
@@ -228,8 +237,8 @@ def _death(process: Any) -> Failure:
     if code is not None and code < 0:
         name = _signal_name(-code)
         hint = " (out of memory?)" if -code == signal.SIGKILL else ""
-        return Failure(f"decoder process killed by {name}{hint}", "signal")
-    return Failure(f"decoder process exited with code {code}", "exit")
+        return Failure(f"decoder process killed by {name}{hint}", FailureKind.SIGNAL)
+    return Failure(f"decoder process exited with code {code}", FailureKind.EXIT)
 
 
 def _kill(process: Any) -> None:

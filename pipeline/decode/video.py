@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from model.processing import FrameProcessor
 from pipeline.decode.packets import (
@@ -143,6 +142,8 @@ def resize_frames(frames: np.ndarray, processor: FrameProcessor | None) -> np.nd
     """uint8 `[T, S, S, 3]`, resized as the model's processor would (None: unchanged)."""
     if processor is None or frames.shape[1:3] == (processor.size, processor.size):
         return np.ascontiguousarray(frames)
+    import torch  # only here: the resize is the one tensor op of decode
+
     batch = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
     resized = processor.resize_uint8(batch)
     return resized.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -32,9 +31,12 @@ import numpy as np
 from model.processing import FrameProcessor
 from pipeline.clips.sampling import SamplingConfig
 from pipeline.clips.windows import ClipConfig, plan_clips_at_times
+from pipeline.core.errors import SourceError
 from pipeline.core.records import ClipPlan, VideoRef
-from pipeline.core.status import STATUS_DECODE_ERROR, STATUS_OK
+from pipeline.core.rows import error_row, video_columns
+from pipeline.core.status import STATUS_OK, FailureKind
 from pipeline.core.storage import StorageOptions
+from pipeline.decode.hook import run_decode_hook
 from pipeline.decode.isolation import DecodeLimits, Failure, supervise
 from pipeline.decode.packets import (
     VideoSource,
@@ -51,7 +53,6 @@ from pipeline.decode.video import (
     video_meta,
 )
 from pipeline.input.fetch import fetch_video
-from pipeline.input.problems import SourceError
 
 
 @dataclass(frozen=True)
@@ -64,37 +65,6 @@ class DecodeSettings:
     storage: StorageOptions
     thumbnail_size: int = 96
     limits: DecodeLimits = field(default_factory=DecodeLimits)
-
-
-def _video_row(ref: VideoRef) -> dict[str, Any]:
-    return {"video_uri": ref.uri, "video_id": ref.video_id, "video_version": ref.version,
-            "video_size": ref.size}  # fmt: skip
-
-
-def error_row(
-    ref: VideoRef, reason: str, decode_s: float = 0.0, frame_size: int = 0
-) -> dict[str, Any]:
-    """The row a video that cannot be (fully) read contributes: it is never dropped.
-
-    Its `frames` is an empty `[0, S, S, 3]` array so the column stays one tensor type.
-    """
-    return {
-        **_video_row(ref),
-        "clip_index": -1,
-        "start_s": 0.0,
-        "end_s": 0.0,
-        "frame_indices": np.zeros(0, np.int32),
-        "frame_times_s": np.zeros(0, np.float32),
-        "video_duration_s": 0.0,
-        "video_fps": 0.0,
-        "width": 0,
-        "height": 0,
-        "frames": np.zeros((0, frame_size, frame_size, 3), np.uint8),
-        "thumbnail": None,
-        "status": STATUS_DECODE_ERROR,
-        "error": reason[:500],
-        "decode_s": decode_s,
-    }
 
 
 def _shot_cuts(source: VideoSource, meta: VideoMeta, clips: ClipConfig) -> list[float]:
@@ -216,7 +186,7 @@ def _after(emitted: int, reason: str) -> str:
 def _clip_row(ref: VideoRef, clip: DecodedClip, meta: VideoMeta, seconds: float):
     plan = clip.plan
     return {
-        **_video_row(ref),
+        **video_columns(ref),
         "clip_index": plan.clip_index,
         "start_s": plan.start_s,
         "end_s": plan.end_s,
@@ -234,44 +204,12 @@ def _clip_row(ref: VideoRef, clip: DecodedClip, meta: VideoMeta, seconds: float)
     }
 
 
-FAULT_MAGIC = b"clipnote-test-fault:"
-"""With `CLIPNOTE_FAULT_INJECTION=1` in the environment (the test suite and the poison
-benchmark set it; nothing else does), a file starting with this and then `crash` or `hang`
-makes its isolated decoder die of SIGSEGV or hang for good: the deterministic poison and
-hanging videos of the isolation tests (no real file crashes today's FFmpeg on demand). Only
-the supervised child looks, and never unless asked to."""
-
-
-FAULT_INJECTION_ENV = "CLIPNOTE_FAULT_INJECTION"
-
-
-def _injected_fault(ref: VideoRef) -> None:
-    if os.environ.get(FAULT_INJECTION_ENV) != "1":
-        return
-    if ref.shard_uri is not None or ref.uri.startswith("s3://") or ref.size > 4096:
-        return
-    try:
-        with open(ref.uri, "rb") as fh:
-            head = fh.read(64)
-    except OSError:
-        return
-    if not head.startswith(FAULT_MAGIC):
-        return
-    fault = head[len(FAULT_MAGIC) :].strip()
-    if fault == b"crash":
-        import ctypes
-
-        ctypes.string_at(0)  # a real native crash: SIGSEGV
-    if fault == b"hang":
-        while True:
-            time.sleep(1)
-
-
 def _isolated_rows(
     ref: VideoRef, settings: DecodeSettings, scratch_dir: str
 ) -> Iterator[dict[str, Any]]:
-    """The child process's body (module level, so it pickles by reference)."""
-    _injected_fault(ref)
+    """The child process's body (module level, so it pickles by reference). The hook is a
+    no-op unless the tests installed one (`pipeline.decode.hook`)."""
+    run_decode_hook(ref)
     yield from iter_video_rows(ref, settings, scratch_dir)
 
 
@@ -302,7 +240,7 @@ def decode_video_rows(
             yield from iter_video_rows(ref, settings, scratch)
             return
         if first is None:
-            first = Failure("the decoder process ended without a row", "exit")
+            first = Failure("the decoder process ended without a row", FailureKind.EXIT)
         for item in itertools.chain([first], rows):
             if isinstance(item, Failure):
                 elapsed = time.perf_counter() - started

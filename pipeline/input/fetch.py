@@ -17,9 +17,10 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pipeline.core.errors import InputNotFound, InputUnreadable
 from pipeline.core.records import VideoRef, VideoSource
 from pipeline.core.storage import StorageOptions, filesystem, is_remote, strip_scheme
-from pipeline.input.problems import SourceError, listing_error
+from pipeline.input.problems import listing_error
 
 CHUNK = 8 << 20
 
@@ -33,21 +34,21 @@ _KINDS = {
 
 
 def check_regular_file(path: str, uri: str) -> int:
-    """The size of the regular file at `path`, or `SourceError` saying what it is instead."""
+    """The size of the regular file at `path`, or a `SourceError` saying what it is instead."""
     try:
         info = os.stat(path)
     except FileNotFoundError as exc:
-        raise SourceError(f"object not found: {uri}") from exc
+        raise InputNotFound(f"object not found: {uri}") from exc
     except OSError as exc:
-        raise SourceError(f"cannot read {uri}: {type(exc).__name__}") from exc
+        raise InputUnreadable(f"cannot read {uri}: {type(exc).__name__}") from exc
     if not stat.S_ISREG(info.st_mode):
         kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
-        raise SourceError(f"not a regular file ({kind}): {uri}")
+        raise InputUnreadable(f"not a regular file ({kind}): {uri}")
     return info.st_size
 
 
-def _size_changed(ref: VideoRef, got: int | str) -> SourceError:
-    return SourceError(
+def _size_changed(ref: VideoRef, got: int | str) -> InputUnreadable:
+    return InputUnreadable(
         f"size changed since listing: {ref.uri} (listed {ref.size}, read {got} bytes)"
     )
 
@@ -65,8 +66,8 @@ def fetch_video(
     process is killed); with no scratch folder everything is read into memory.
     """
     reason = listing_error(ref)
-    if reason is not None:
-        raise SourceError(reason)
+    if reason is not None:  # known at listing time; decode makes it the video's error row
+        raise InputUnreadable(reason)
     source = ref.shard_uri if ref.shard_uri is not None else ref.uri
     read_from = ref.read_path  # the raw local name when it is not UTF-8
     remote = is_remote(source)
@@ -79,7 +80,7 @@ def fetch_video(
             return
     offset = int(ref.offset or 0) if ref.shard_uri is not None else 0
     if ref.size < 0:
-        raise SourceError(f"size unknown for {ref.uri}: list it again")
+        raise InputUnreadable(f"size unknown for {ref.uri}: list it again")
     spill = scratch_dir is not None and ref.size > spill_bytes
     try:
         fs = filesystem(source, options)
@@ -96,11 +97,11 @@ def fetch_video(
             if ref.shard_uri is None and fh.read(1):
                 raise _size_changed(ref, f"more than {ref.size}")
     except FileNotFoundError as exc:
-        raise SourceError(f"object not found: {source}") from exc
+        raise InputNotFound(f"object not found: {source}") from exc
     except IsADirectoryError as exc:
-        raise SourceError(f"not a file: {source}") from exc
+        raise InputUnreadable(f"not a file: {source}") from exc
     except OSError as exc:
-        raise SourceError(f"cannot read {ref.uri}: {type(exc).__name__}: {exc}") from exc
+        raise InputUnreadable(f"cannot read {ref.uri}: {type(exc).__name__}: {exc}") from exc
     yield data
 
 

@@ -4,9 +4,9 @@ Listing is pure (no Ray) and streams: a run writes what it lists into its work p
 (`pipeline.work_plan`) page by page, so no process ever holds the whole listing, and the plan
 is the run's input of record: every listed video gets an output row, captioned or failed.
 That is why nothing that was asked for is dropped here. A manifest entry that does not exist is
-listed with `size=-1, version="missing"`, and a `.tar` shard that cannot be parsed is listed as
-one ref for the shard itself (version `"<shard version>:unreadable-tar"`); `read_video` raises
-`SourceError` for both, and the decode stage turns that into an error row.
+listed with `size=-1`, and a `.tar` shard that cannot be parsed is listed as one ref for the
+shard itself; both carry the reason in `VideoRef.problem` (`pipeline.input.problems`),
+`read_video` raises it as a `SourceError`, and the decode stage turns that into an error row.
 
 Inputs, by what `input_uri` names:
 - a local directory or an `s3://bucket/prefix`: recursive; videos by extension, and `.tar`
@@ -41,6 +41,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from pipeline.core.errors import InputNotFound, InputUnreadable, InputUnsupported
 from pipeline.core.records import VideoRef
 from pipeline.core.storage import StorageOptions, filesystem, is_remote, s3_client, strip_scheme
 from pipeline.input.manifests import (
@@ -65,7 +66,7 @@ from pipeline.input.names import (
     _suffix,
     in_pages,
 )
-from pipeline.input.problems import UNREADABLE_TAR_SUFFIX, SourceError, _missing
+from pipeline.input.problems import missing_ref, unreadable_shard_ref
 
 _TAR_HEADER_BLOCK = 2**16  # S3 read-ahead while walking headers: small, so member data is skipped
 
@@ -134,7 +135,7 @@ class _Lister:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise SourceError(f"cannot stat {uri}: {type(exc).__name__}: {exc}") from exc
+            raise InputUnreadable(f"cannot stat {uri}: {type(exc).__name__}: {exc}") from exc
         return self.stat_from_info(uri, info)
 
     def stat_from_info(self, uri: str, info: dict[str, Any]) -> dict[str, Any]:
@@ -156,12 +157,12 @@ class _Lister:
         if member is not None:
             found = self.shard_member(*member)
             if found is None:
-                raise SourceError(f"input not found: {uri}")
+                raise InputNotFound(f"input not found: {uri}")
             yield found
             return
         stat = self.stat(uri)
         if stat is None:
-            raise SourceError(f"input not found: {uri}")
+            raise InputNotFound(f"input not found: {uri}")
         suffix = _suffix(uri)
         if stat["type"] == "directory":
             yield from self.walk(uri)
@@ -172,7 +173,7 @@ class _Lister:
         elif suffix in self.extensions:
             yield VideoRef(uri=uri, size=stat["size"], version=stat["version"])
         else:
-            raise SourceError(
+            raise InputUnsupported(
                 f"unsupported input: {uri} (expected a directory, prefix, glob, video, .tar "
                 "shard, or a .parquet/.jsonl/.txt manifest)"
             )
@@ -200,7 +201,7 @@ class _Lister:
                 else:
                     yield from self.listed_file(uri, stat["size"], stat["version"])
         if not matched:
-            raise SourceError(f"input not found: no match for {pattern}")
+            raise InputNotFound(f"input not found: no match for {pattern}")
 
     def remote_glob(self, pattern: str) -> Iterator[tuple[str, int, str]]:
         """Objects a glob names, from one paged listing under its literal prefix: keys that
@@ -258,7 +259,7 @@ class _Lister:
                         etag = str(item.get("ETag", "")).strip('"')
                         yield f"s3://{bucket}/{item['Key']}", int(item["Size"]), etag
         except (BotoCoreError, ClientError) as exc:
-            raise SourceError(
+            raise InputUnreadable(
                 f"cannot list s3://{bucket}/{prefix}: {type(exc).__name__}: {exc}"
             ) from exc
 
@@ -285,16 +286,14 @@ class _Lister:
         A shard that cannot be parsed at all, or whose tail is corrupt or truncated, also gets
         one ref for the shard itself so the problem shows up as an error row, not a gap.
         """
-        unreadable = VideoRef(
-            uri=shard_uri, size=stat["size"], version=stat["version"] + UNREADABLE_TAR_SUFFIX
-        )
+        unreadable = unreadable_shard_ref(shard_uri, stat["size"], stat["version"])
         members: dict[str, VideoRef] = {}
         fs = self.fs(shard_uri)
         try:
             with fs.open(strip_scheme(shard_uri), "rb", block_size=_TAR_HEADER_BLOCK) as fh:
                 intact = self._read_members(fh, shard_uri, stat, members)
         except FileNotFoundError as exc:
-            raise SourceError(f"object not found: {shard_uri}") from exc
+            raise InputNotFound(f"object not found: {shard_uri}") from exc
         except (tarfile.TarError, EOFError):
             intact = False
         refs = list(members.values())
@@ -348,10 +347,10 @@ class _Lister:
         """One manifest entry; missing entries stay in the list so they get an error row."""
         member = _split_member(uri)
         if member is not None:
-            return [self.shard_member(*member) or _missing(uri)]
+            return [self.shard_member(*member) or missing_ref(uri)]
         stat = self.stat(uri)
         if stat is None:
-            return [_missing(uri)]
+            return [missing_ref(uri)]
         if stat["type"] == "directory":
             return self.walk(uri)
         if _suffix(uri) in SHARD_EXTENSIONS:

@@ -13,10 +13,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.core.errors import InputUnreadable
 from pipeline.core.records import VideoRef
 from pipeline.core.storage import is_remote, strip_scheme
 from pipeline.input.names import _has_undecodable, _readable
-from pipeline.input.problems import INVALID_PREFIX, SourceError
+from pipeline.input.problems import refused_ref
 
 MANIFEST_COLUMNS: tuple[str, ...] = ("uri", "video_uri", "path")  # first one present wins
 
@@ -29,7 +30,7 @@ class Refused:
     reason: str
 
     def ref(self) -> VideoRef:
-        return VideoRef(uri=self.label, size=-1, version=f"{INVALID_PREFIX} {self.reason}")
+        return refused_ref(self.label, self.reason)
 
 
 Entry = str | Refused
@@ -59,7 +60,7 @@ def _parquet_entries(fh: Any, manifest_uri: str) -> Iterator[Entry]:
     parquet = pq.ParquetFile(fh)
     columns = [c for c in MANIFEST_COLUMNS if c in parquet.schema_arrow.names]
     if not columns:
-        raise SourceError(
+        raise InputUnreadable(
             f"manifest {manifest_uri} has none of the columns {list(MANIFEST_COLUMNS)}"
         )
     rows = (row for batch in parquet.iter_batches(columns=columns) for row in batch.to_pylist())

@@ -52,7 +52,7 @@ def _readable(text: str) -> str:
 
 def _readable_ref(ref: VideoRef) -> VideoRef:
     """A ref every field of which Arrow can store, reading from the raw local name if needed."""
-    fields = (ref.uri, ref.version, ref.member, ref.shard_uri)
+    fields = (ref.uri, ref.version, ref.member, ref.shard_uri, ref.problem)
     if not any(value is not None and _has_undecodable(value) for value in fields):
         return ref
     read_from = ref.read_path
@@ -64,6 +64,7 @@ def _readable_ref(ref: VideoRef) -> VideoRef:
         member=None if ref.member is None else _readable(ref.member),
         shard_uri=None if ref.shard_uri is None else _readable(ref.shard_uri),
         raw_path=raw,
+        problem=None if ref.problem is None else _readable(ref.problem),
     )
 
 

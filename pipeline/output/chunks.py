@@ -5,19 +5,42 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 from pipeline.output.coverage import covered_seconds
+from pipeline.output.records import Span, WriteResult
 
 
 @dataclass
 class Chunk:
+    """Files to commit together (in-process: the committer turns it into a `ChunkRecord`)."""
+
     files: list[str]
     rows: int
     counts: dict[str, int]
     videos: list[str]
     """Videos completed by this chunk."""
+
+
+@dataclass
+class _OpenVideo:
+    """A video whose rows are not all written yet, added up over the parts holding them."""
+
+    rows: int = 0
+    total: int = 0
+    """0 until the part with its last row arrives."""
+    duration_s: float = 0.0
+    ok_spans: list[Span] = field(default_factory=list)
+
+    def add(self, rows: int, total: int, duration_s: float, ok_spans: tuple[Span, ...]) -> None:
+        self.rows += rows
+        self.total = max(self.total, total)
+        self.duration_s = max(self.duration_s, duration_s)
+        self.ok_spans += ok_spans
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.total) and self.rows >= self.total
 
 
 class ChunkTracker:
@@ -39,11 +62,11 @@ class ChunkTracker:
         self.chunk_seconds = chunk_seconds
         self.clock = clock
         self._since = clock()
-        self._open_videos: dict[str, list[Any]] = {}  # uri -> [rows, expected, duration, spans]
+        self._open_videos: dict[str, _OpenVideo] = {}
         self._file_waits: dict[str, int] = {}  # unreleased file -> incomplete videos in it
         self._file_videos: dict[str, set[str]] = {}  # unreleased file -> its videos
         self._video_files: dict[str, set[str]] = {}  # unreleased video -> its files
-        self._file_results: dict[str, dict[str, Any]] = {}
+        self._file_results: dict[str, WriteResult] = {}
         self._ready_files: list[str] = []
         self._ready_videos: list[str] = []
         self.completed_videos = 0
@@ -54,23 +77,19 @@ class ChunkTracker:
         self.video_s = 0.0
         """Seconds of the completed videos."""
 
-    def add(self, result: dict[str, Any]) -> None:
-        file = result["file"]
+    def add(self, result: WriteResult) -> None:
+        file = result.file
         self._file_results[file] = result
         self._file_waits[file] = 0
         self._file_videos[file] = set()
-        for uri, rows, expected, *coverage in result["videos"]:
-            entry = self._open_videos.setdefault(uri, [0, 0, 0.0, []])
-            entry[0] += int(rows)
-            entry[1] = max(entry[1], int(expected))  # 0 until the file with its last row
-            if coverage:
-                entry[2] = max(entry[2], float(coverage[0]))
-                entry[3] += coverage[1]
-            self._video_files.setdefault(uri, set()).add(file)
-            self._file_videos[file].add(uri)
+        for video in result.videos:
+            entry = self._open_videos.setdefault(video.uri, _OpenVideo())
+            entry.add(video.rows, video.total, video.duration_s, video.ok_spans)
+            self._video_files.setdefault(video.uri, set()).add(file)
+            self._file_videos[file].add(video.uri)
             self._file_waits[file] += 1
-            if entry[1] and entry[0] >= entry[1]:
-                self._complete(uri)
+            if entry.complete:
+                self._complete(video.uri)
         self._release_ready()
 
     def _complete(self, uri: str) -> None:
@@ -78,10 +97,10 @@ class ChunkTracker:
         for file in self._video_files[uri]:
             self._file_waits[file] -= 1
 
-    def _add_up(self, entry: list[Any]) -> None:
+    def _add_up(self, entry: _OpenVideo) -> None:
         self.completed_videos += 1
-        self.covered_s += covered_seconds(entry[3], entry[2])
-        self.video_s += entry[2]
+        self.covered_s += covered_seconds(entry.ok_spans, entry.duration_s)
+        self.video_s += entry.duration_s
 
     def _component(self, file: str) -> tuple[set[str], set[str]]:
         """The files and videos linked to `file` through shared videos."""
@@ -134,8 +153,8 @@ class ChunkTracker:
         rows = 0
         for file in files:
             result = self._file_results.pop(file)
-            counts.update(result["counts"])
-            rows += result["rows"]
+            counts.update(result.counts)
+            rows += result.rows
         self._since = self.clock()
         return Chunk(files, rows, dict(counts), videos)
 

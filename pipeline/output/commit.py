@@ -6,7 +6,8 @@ result (file name, row counts per video); the driver groups results into chunks 
 each chunk with a record naming its files, written after them. Layout and the reader's rules
 are in `pipeline.output.reading` (the one place that says what is visible).
 
-- `write_part` (worker): one Parquet file with a unique name, returns its write result.
+- `write_part` (worker, `pipeline.output.part_writer`): one Parquet file with a unique name,
+  returns its `WriteResult`.
 - `ChunkTracker` (pure): which written files may be committed now. A file is committable only
   when every video with rows in it is complete (its other rows' files arrived too), so every
   committed attempt of a video is whole, which the reading rule and nightly's skipping rely on.
@@ -14,11 +15,15 @@ are in `pipeline.output.reading` (the one place that says what is visible).
 - `RunLease` (I/O): a create-if-absent object per run id; a second live writer is refused
   (`RunLocked`); a lease whose holder died (same host, pid gone) or expired is taken over by
   creating the next generation, create-if-absent again, so two takers cannot both win.
-- `RunCommitter` (I/O): chunk records, the run record at the end, and clean-up. A resumed run
-  (nightly) keeps its earlier attempts' chunks; a replacing run (`clipnote run` with the same
-  run id) retires them in its run record and deletes their files only after `grace_s`, so
-  readers that listed them can still read them. A failed write raises `CommitError` and
-  leaves every committed chunk as it was.
+- `RunCommitter` (I/O): the driver side of the write lifecycle (`WriteLifecycle`): the lease on
+  start, a chunk record per chunk, the run record on completion (worked out by the pure
+  `pipeline.output.run_record.build_run_record`) and clean-up; on failure it lets the lease go
+  so the next attempt takes over. A resumed run (nightly) keeps its earlier attempts' chunks;
+  a replacing run (`clipnote run` with the same run id) retires them in its run record and
+  deletes their files only after `grace_s`, so readers that listed them can still read them.
+  A failed write raises `CommitError` and leaves every committed chunk as it was.
+
+Every record's JSON form is in `pipeline.output.records`.
 """
 
 from __future__ import annotations
@@ -28,11 +33,11 @@ import json
 import posixpath
 import secrets
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from pipeline.core.errors import CommitError, RunLocked
+from pipeline.core.stage import WriteLifecycle
 from pipeline.core.storage import StorageOptions, filesystem, is_remote, join, strip_scheme
 from pipeline.output.chunks import Chunk
 from pipeline.output.layout import (
@@ -45,6 +50,8 @@ from pipeline.output.layout import (
 )
 from pipeline.output.lease import RunLease
 from pipeline.output.part_writer import PartTarget
+from pipeline.output.records import AttemptWork, ChunkRecord, RunDetails, RunRecord
+from pipeline.output.run_record import CommitMode, build_run_record
 from pipeline.output.store import _atomic_text, _utcnow
 
 
@@ -59,7 +66,7 @@ def new_attempt_id(now: datetime | None = None) -> str:
 
 
 @dataclass
-class RunCommitter:
+class RunCommitter(WriteLifecycle[RunDetails]):
     """Chunk records and the run record of one attempt of one run id."""
 
     output: str
@@ -67,7 +74,7 @@ class RunCommitter:
     attempt: str
     run_date: date
     options: StorageOptions = field(default_factory=StorageOptions)
-    mode: str = "replace"  # "replace": retire earlier attempts at the end; "resume": keep them
+    mode: CommitMode = "replace"  # "replace": retire earlier attempts at the end; "resume": keep
     grace_s: float = 3600.0
     lease_ttl_s: float = 600.0
     chunks: int = 0
@@ -87,27 +94,28 @@ class RunCommitter:
             self.output, self.run_id, self.run_date.isoformat(), self.attempt, self.options
         )
 
-    def begin(self) -> None:
+    def on_write_start(self) -> None:
+        """Take the run's lease (`RunLocked` if another live writer holds it)."""
         self.lease.acquire()
 
     def commit_chunk(self, chunk: Chunk) -> str:
         """Record `chunk` (its files are already written); returns the record's URI."""
         self.chunks += 1
         uri = chunk_record_uri(self.output, self.run_id, self.attempt, self.chunks)
-        record = {
-            "run_id": self.run_id,
-            "attempt": self.attempt,
-            "seq": self.chunks,
-            "run_date": self.run_date.isoformat(),
-            "committed_at": _utcnow().isoformat(),
-            "files": chunk.files,
-            "rows": chunk.rows,
-            "counts": chunk.counts,
-            "videos": len(chunk.videos),
-        }
+        record = ChunkRecord(
+            run_id=self.run_id,
+            attempt=self.attempt,
+            seq=self.chunks,
+            run_date=self.run_date.isoformat(),
+            committed_at=_utcnow().isoformat(),
+            files=tuple(chunk.files),
+            rows=chunk.rows,
+            counts=chunk.counts,
+            videos=len(chunk.videos),
+        )
         try:
             self.lease.check()
-            _atomic_text(self.fs, uri, json.dumps(record, indent=1), remote=self.remote)
+            _atomic_text(self.fs, uri, record.to_json(), remote=self.remote)
         except RunLocked:
             raise
         except Exception as err:
@@ -119,9 +127,9 @@ class RunCommitter:
         self.counts.update(chunk.counts)
         return uri
 
-    def _attempt_records(self) -> dict[str, list[dict[str, Any]]]:
+    def _attempt_records(self) -> dict[str, list[ChunkRecord]]:
         """Chunk records of this run id, by attempt (one LIST of `_runs/<run_id>/`, which also
-        finds the attempts' work plan folders for `finish` to remove)."""
+        finds the attempts' work plan folders for `on_write_complete` to remove)."""
         base = strip_scheme(join(self.output, RUNS_DIR, self.run_id))
         if hasattr(self.fs, "invalidate_cache"):
             self.fs.invalidate_cache(base)
@@ -129,7 +137,7 @@ class RunCommitter:
             paths = self.fs.find(base)
         except FileNotFoundError:
             paths = []
-        found: dict[str, list[dict[str, Any]]] = {}
+        found: dict[str, list[ChunkRecord]] = {}
         for path in sorted(paths):
             parts = posixpath.relpath(path, base).split("/")
             if len(parts) == 3 and parts[1] == PLAN_DIR:
@@ -138,71 +146,33 @@ class RunCommitter:
                 continue
             try:
                 with self.fs.open(path, "r") as fh:
-                    found.setdefault(parts[0], []).append(json.load(fh))
+                    found.setdefault(parts[0], []).append(ChunkRecord.from_dict(json.load(fh)))
             except FileNotFoundError:
                 continue
         return found
 
-    def _previous(self) -> dict[str, Any]:
+    def _previous(self) -> RunRecord | None:
         path = strip_scheme(run_record_uri(self.output, self.run_id))
         try:
             with self.fs.open(path, "r") as fh:
-                return json.load(fh)
+                return RunRecord.from_dict(json.load(fh))
         except FileNotFoundError:
-            return {}
+            return None
 
-    def finish(self, details: dict[str, Any]) -> str:
+    def _work(self) -> AttemptWork:
+        return AttemptWork(
+            self.run_id, self.run_date.isoformat(), self.attempt, tuple(self.files),
+            dict(self.counts), self.chunks,
+        )  # fmt: skip
+
+    def on_write_complete(self, details: RunDetails) -> str:
         """Write the run record (after every chunk), clean up, release the lease."""
+        uri = run_record_uri(self.output, self.run_id)
         try:
             self.lease.check()
-            previous = self._previous()
-            by_attempt = self._attempt_records()
-            retired: dict[str, Any] = dict(previous.get("retired", {}))
-            earlier = [a for a in previous.get("attempts", []) if a != self.attempt]
-            earlier += [
-                a for a in by_attempt if a not in earlier and a != self.attempt and a not in retired
-            ]
-            previous_files = set(previous.get("files", []))
-            attempt_files: dict[str, list[str]] = {}
-            for attempt in earlier:
-                files = [f for c in by_attempt.get(attempt, []) for f in c["files"]]
-                if not files:  # its chunk records may be folded into the run record only
-                    files = [f for f in previous_files if f"/part-{attempt}-" in f]
-                attempt_files[attempt] = files
-            now = _utcnow()
-            live = [self.attempt]
-            counts = Counter(self.counts)
-            files = list(self.files)
-            if self.mode == "resume":
-                live = [*earlier, self.attempt]
-                for attempt in earlier:
-                    files = attempt_files[attempt] + files
-                    for chunk in by_attempt.get(attempt, []):
-                        counts.update(chunk.get("counts", {}))
-                    if not by_attempt.get(attempt):
-                        counts.update(previous.get("attempt_counts", {}).get(attempt, {}))
-            else:
-                for attempt in earlier:
-                    retired[attempt] = {"at": now.isoformat(), "files": attempt_files[attempt]}
-            attempt_counts = dict(previous.get("attempt_counts", {}))
-            attempt_counts[self.attempt] = dict(self.counts)
-            record = {
-                "run_id": self.run_id,
-                "run_date": self.run_date.isoformat(),
-                "committed_at": now.isoformat(),
-                "attempt": self.attempt,
-                "attempts": live,
-                "retired": retired,
-                "files": files,
-                "counts": dict(counts),
-                "rows": sum(counts.values()),
-                "attempt_counts": {a: attempt_counts.get(a, {}) for a in live},
-                "chunks": self.chunks,
-                **details,
-            }
-            uri = run_record_uri(self.output, self.run_id)
-            text = json.dumps(record, indent=1, default=str)
-            _atomic_text(self.fs, uri, text, remote=self.remote)
+            previous, chunks = self._previous(), self._attempt_records()
+            record = build_run_record(previous, chunks, self._work(), self.mode, details, _utcnow())
+            _atomic_text(self.fs, uri, record.to_json(), remote=self.remote)
         except RunLocked:
             raise
         except Exception as err:
@@ -210,51 +180,46 @@ class RunCommitter:
                 f"could not write the run record of {self.run_id!r}: {type(err).__name__}: "
                 f"{err}; its {self.chunks} committed chunks are kept and a re-run resumes"
             ) from err
-        self._clean(record, set(files))
+        self._clean(record)
         for folder in sorted(self._plans):  # only their own attempt reads them, and it ended
             self._rm_quiet(folder, recursive=True)
         self.lease.release()
         return uri
 
-    def _clean(self, record: dict[str, Any], live_files: set[str]) -> None:
+    def _clean(self, record: RunRecord) -> None:
         """Delete retired attempts past the grace period, and old uncommitted parts."""
         cutoff = _utcnow() - timedelta(seconds=self.grace_s)
-        retired = record["retired"]
-        due = [a for a, info in retired.items() if datetime.fromisoformat(info["at"]) <= cutoff]
+        live_files = set(record.files)
+        due = [a for a, info in record.retired.items() if info.at <= cutoff]
         for attempt in due:
             base = strip_scheme(join(self.output, RUNS_DIR, self.run_id, attempt))
             if self.fs.exists(base):
                 self.fs.rm(base, recursive=True)
-            for uri in record["retired"][attempt]["files"]:
+            for uri in record.retired[attempt].files:
                 if uri not in live_files:
                     self._rm_quiet(strip_scheme(uri))
-        self._clean_orphans(live_files, cutoff)
+        retired_files = {f for info in record.retired.values() for f in info.files}
+        self._clean_orphans(live_files | retired_files, cutoff)
         if due:
-            for attempt in due:
-                del record["retired"][attempt]
-            text = json.dumps(record, indent=1, default=str)
+            kept = {a: info for a, info in record.retired.items() if a not in due}
+            text = replace(record, retired=kept).to_json()
             _atomic_text(
                 self.fs, run_record_uri(self.output, self.run_id), text, remote=self.remote
             )
 
-    def _clean_orphans(self, live_files: set[str], cutoff: datetime) -> None:
+    def _clean_orphans(self, named: set[str], cutoff: datetime) -> None:
         """Parts of crashed attempts that no record names, in this run's folder (one LIST)."""
         folder = strip_scheme(self.target.run_dir)
-        live = {strip_scheme(f) for f in live_files}
+        keep = {strip_scheme(f) for f in named}
         if hasattr(self.fs, "invalidate_cache"):
             self.fs.invalidate_cache(folder)
         try:
             entries = self.fs.ls(folder, detail=True)
         except FileNotFoundError:
             return
-        retired_files = {
-            strip_scheme(f)
-            for info in self._previous().get("retired", {}).values()
-            for f in info.get("files", [])
-        }
         for entry in entries:
             name = entry["name"]
-            if entry.get("type") != "file" or name in live or name in retired_files:
+            if entry.get("type") != "file" or name in keep:
                 continue
             modified = entry.get("LastModified") or entry.get("mtime")
             if isinstance(modified, int | float):
@@ -266,6 +231,7 @@ class RunCommitter:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(path, recursive=recursive)
 
-    def abandon(self) -> None:
-        """Stop renewing the lease after a failure; the next attempt takes it over."""
+    def on_write_failed(self, error: BaseException) -> None:
+        """Stop renewing the lease after `error`; the next attempt takes it over. Committed
+        chunks stay: a re-run resumes from them."""
         self.lease.release()

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.core.storage import StorageOptions
 from pipeline.output.reading import read_all, read_latest, snapshot
+from pipeline.output.records import RunRecord
 
 
-def committed_runs(output: str, options: StorageOptions | None = None) -> list[dict[str, Any]]:
+def committed_runs(output: str, options: StorageOptions | None = None) -> list[RunRecord]:
     """Run records under `output`, oldest first (attempts that ended)."""
-    records = snapshot(output, options).runs.values()
-    return sorted(records, key=lambda r: r.get("committed_at", ""))
+    records = [RunRecord.from_dict(r) for r in snapshot(output, options).runs.values()]
+    return sorted(records, key=lambda r: r.committed_at or "")
 
 
 def read_committed(

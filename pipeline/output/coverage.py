@@ -15,6 +15,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pipeline.core.status import STATUS_OK
+
 
 def merge_spans(intervals: Iterable[Sequence[float]]) -> list[list[float]]:
     """The union of `(start, end)` intervals as sorted, disjoint `[start, end]` spans."""
@@ -39,7 +41,7 @@ def file_coverage(rows: Iterable[Mapping[str, Any]]) -> dict[str, tuple[float, l
     for row in rows:
         uri = row["video_uri"]
         duration[uri] = max(duration[uri], float(row.get("video_duration_s") or 0.0))
-        if row.get("status") == "ok" and row.get("end_s") is not None:
+        if row.get("status") == STATUS_OK and row.get("end_s") is not None:
             spans[uri].append((float(row["start_s"]), float(row["end_s"])))
     return {uri: (duration[uri], merge_spans(spans[uri])) for uri in duration}
 

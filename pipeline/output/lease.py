@@ -8,15 +8,12 @@ import posixpath
 import secrets
 import socket
 import threading
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from pipeline.core.errors import RunLocked
 from pipeline.core.storage import StorageOptions, filesystem, is_remote, join, strip_scheme
-from pipeline.output.layout import (
-    LEASE_DIR,
-    RUNS_DIR,
-)
+from pipeline.output.layout import LEASE_DIR, RUNS_DIR
+from pipeline.output.records import LeaseBody
 from pipeline.output.store import _atomic_text, _create_exclusive, _utcnow
 
 
@@ -62,34 +59,29 @@ class RunLease:
     def _path(self, gen: int) -> str:
         return f"{self.dir}/{gen:08d}.json"
 
-    def _body(self, released: bool = False) -> str:
+    def _body(self, released: bool = False) -> LeaseBody:
+        """This writer's claim, valid `ttl_s` from now (renewed by the heartbeat)."""
         now = _utcnow()
-        return json.dumps(
-            {
-                "owner": self.owner,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "acquired_at": now.isoformat(),
-                "expires_at": (now + timedelta(seconds=self.ttl_s)).isoformat(),
-                "released": released,
-            }
-        )
+        expires = now + timedelta(seconds=self.ttl_s)
+        return LeaseBody(self.owner, socket.gethostname(), os.getpid(), expires, now, released)
 
-    def _read(self, gen: int) -> dict[str, Any] | None:
+    def _write(self, gen: int, body: LeaseBody) -> None:
+        _atomic_text(self.fs, self._path(gen), body.to_json(), remote=self.remote)
+
+    def _read(self, gen: int) -> LeaseBody | None:
         try:
             with self.fs.open(self._path(gen), "r") as fh:
-                return json.load(fh)
+                return LeaseBody.from_json(fh.read())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
     @staticmethod
-    def _stale(holder: dict[str, Any] | None) -> bool:
-        if holder is None or holder.get("released"):
+    def _stale(holder: LeaseBody | None) -> bool:
+        if holder is None or holder.released:
             return True
-        if datetime.fromisoformat(holder["expires_at"]) < _utcnow():
+        if holder.expires_at < _utcnow():
             return True
-        same_host = holder.get("host") == socket.gethostname()
-        return same_host and not _pid_alive(int(holder.get("pid", -1)))
+        return holder.host == socket.gethostname() and not _pid_alive(holder.pid)
 
     def acquire(self) -> None:
         """Take the lease or raise `RunLocked` naming the live holder."""
@@ -102,17 +94,22 @@ class RunLease:
                     assert holder is not None
                     raise RunLocked(
                         f"run {self.run_id!r} in {self.output} is being written by "
-                        f"{holder['host']} pid {holder['pid']} (lease until "
-                        f"{holder['expires_at']}); a second writer would corrupt it. Wait for "
-                        "it to finish, or use another run id."
+                        f"{holder.host} pid {holder.pid} (lease until "
+                        f"{holder.expires_at.isoformat()}); a second writer would corrupt it. "
+                        "Wait for it to finish, or use another run id."
                     )
-            created = _create_exclusive(self.fs, self._path(gen), self._body(), remote=self.remote)
+            body = self._body().to_json()
+            created = _create_exclusive(self.fs, self._path(gen), body, remote=self.remote)
             # a create whose response was lost is retried and refused: it is still ours
-            if created or (self._read(gen) or {}).get("owner") == self.owner:
+            if created or self._owned(gen):
                 self.generation = gen
                 self._start_heartbeat()
                 return
         raise RunLocked(f"run {self.run_id!r}: lost the race for its lease five times")
+
+    def _owned(self, gen: int) -> bool:
+        holder = self._read(gen)
+        return holder is not None and holder.owner == self.owner
 
     def check(self) -> None:
         """Raise `RunLocked` if someone took the lease over (we were presumed dead)."""
@@ -122,7 +119,8 @@ class RunLease:
 
     def renew(self) -> None:
         self.check()
-        _atomic_text(self.fs, self._path(self.generation), self._body(), remote=self.remote)
+        assert self.generation is not None
+        self._write(self.generation, self._body())
 
     def _start_heartbeat(self) -> None:
         def beat() -> None:
@@ -140,6 +138,5 @@ class RunLease:
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self.generation is not None:
-            body = self._body(released=True)
-            _atomic_text(self.fs, self._path(self.generation), body, remote=self.remote)
+            self._write(self.generation, self._body(released=True))
             self.generation = None

@@ -19,6 +19,7 @@ Commit layout (written by `pipeline.output.commit`, trusted here):
     A file is committed iff a visible record names it; files nobody names are invisible.
 
 `snapshot(output, options) -> Snapshot`        the committed state: visible files and records
+                                               (`pipeline.output.snapshot`)
 `committed_files(output, options) -> list[str]` visible data files (URIs as written)
 `iter_latest(output, options, columns=None) -> Iterator[pa.RecordBatch]`   the `clips` view
 `read_latest(output, options, columns=None) -> pa.Table`                   same, collected
@@ -27,8 +28,9 @@ Commit layout (written by `pipeline.output.commit`, trusted here):
                                                (nightly's index of what is done)
 `iter_all(output, options) -> Iterator[pa.RecordBatch]`    the `clips_all` view (history)
 `read_all(output, options) -> pa.Table`
-`runs_table(output, options) -> pa.Table`      the `runs` view: one row per visible commit
 `latest_positions(keys: pa.Table) -> np.ndarray`  pure: which key rows are "latest"
+`runs_table(output, options) -> pa.Table`      the `runs` view: one row per visible commit
+                                               (this and below: `pipeline.output.views`)
 `views_sql(files) -> list[str]`               DuckDB `CREATE VIEW` statements (clips_all, clips)
 `CLIPS_VIEW_SQL`                               the `clips` rule as SQL over a `clips_all` view
 `register_views(con, output, options)`          create `clips_all`, `clips`, `runs` in a DuckDB
@@ -71,12 +73,7 @@ anyway (a reader slower than the grace period).
 
 from __future__ import annotations
 
-import itertools
-import json
-import os
-import posixpath
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -84,9 +81,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.core.storage import StorageOptions, filesystem, join, strip_scheme
-from pipeline.output.layout import CHUNK_PREFIX, LEASE_DIR, RUNS_DIR, absolute_output
+from pipeline.core.storage import StorageOptions, filesystem, strip_scheme
 from pipeline.output.schema import CLIPS_SCHEMA
+from pipeline.output.snapshot import snapshot
+from pipeline.output.spill import partitioned
 
 KEY_COLUMNS = ("video_uri", "clip_index", "fingerprint", "created_at", "run_id")
 
@@ -95,80 +93,6 @@ _RESTARTS = 3
 
 
 T = TypeVar("T")
-
-
-@dataclass
-class Snapshot:
-    """The committed state of an output at one moment: what readers may see."""
-
-    output: str
-    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """run_id -> run record (attempts that ended)."""
-    chunks: list[dict[str, Any]] = field(default_factory=list)
-    """Visible chunk records of attempts no run record covers yet (running or crashed)."""
-
-    def commits(self) -> list[dict[str, Any]]:
-        """Every visible commit (run records and loose chunks), oldest first."""
-        items = [dict(r, kind="run") for r in self.runs.values()]
-        items += [dict(c, kind="chunk") for c in self.chunks]
-        return sorted(items, key=lambda r: (r.get("committed_at", ""), r["run_id"]))
-
-    @property
-    def files(self) -> list[str]:
-        """Visible data files, in commit order, each once."""
-        seen: dict[str, None] = {}
-        for commit in self.commits():
-            for uri in commit.get("files", []):
-                seen.setdefault(uri, None)
-        return list(seen)
-
-
-def _read_json(fs: Any, path: str) -> dict[str, Any] | None:
-    try:
-        with fs.open(path, "r") as fh:
-            return json.load(fh)
-    except FileNotFoundError:
-        return None  # removed between listing and reading: a retired record
-
-
-def _list_records(fs: Any, runs_dir: str) -> list[str]:
-    """Every `.json` under `_runs/` (one paginated LIST on S3), leases excluded."""
-    try:
-        found = fs.find(runs_dir)
-    except FileNotFoundError:
-        return []
-    return sorted(
-        p for p in found if p.endswith(".json") and f"/{LEASE_DIR}/" not in p and ".tmp" not in p
-    )
-
-
-def snapshot(output: str, options: StorageOptions | None = None) -> Snapshot:
-    """Resolve what is committed under `output` now."""
-    output = absolute_output(output)
-    fs = filesystem(output, options)
-    runs_dir = strip_scheme(join(output, RUNS_DIR))
-    if hasattr(fs, "invalidate_cache"):
-        fs.invalidate_cache()
-    paths = _list_records(fs, runs_dir)
-    snap = Snapshot(output)
-    chunk_paths: list[tuple[str, str, str]] = []
-    for path in paths:
-        rel = posixpath.relpath(path, runs_dir)
-        parts = rel.split("/")
-        if len(parts) == 1:
-            record = _read_json(fs, path)
-            if record is not None:
-                snap.runs[record["run_id"]] = record
-        elif len(parts) == 3 and parts[2].startswith(CHUNK_PREFIX):
-            chunk_paths.append((parts[0], parts[1], path))
-    for run_id, attempt, path in chunk_paths:
-        run = snap.runs.get(run_id, {})
-        if attempt in run.get("attempts", ()) or attempt in run.get("retired", {}):
-            continue  # covered by the run record, or withdrawn by a later attempt
-        record = _read_json(fs, path)
-        if record is not None:
-            snap.chunks.append(record)
-    return snap
 
 
 def committed_files(output: str, options: StorageOptions | None = None) -> list[str]:
@@ -231,9 +155,6 @@ benchmarks/scale.py: some 280 MB): past this, pass 1 spills the key columns to l
 time, so 16M key rows still resolve 250k at a time."""
 
 
-SPILL_PARTITIONS = 64
-
-
 def _keyed_files(fs: Any, files: Sequence[str], extra: Sequence[str]) -> Iterator[pa.Table]:
     """Each committed file's key columns (+ `extra`), with its index and row positions."""
     for index, uri in enumerate(files):
@@ -241,49 +162,6 @@ def _keyed_files(fs: Any, files: Sequence[str], extra: Sequence[str]) -> Iterato
         yield part.append_column(
             "_file", pa.array(np.full(part.num_rows, index, np.int32))
         ).append_column("_row", pa.array(np.arange(part.num_rows, dtype=np.int32)))
-
-
-def _partitioned(tables: Iterator[pa.Table], budget: int) -> Iterator[pa.Table]:
-    """`tables` regrouped so that each group holds every row of its videos: all of them at
-    once while they fit in `budget` rows, else hash partitions spilled to a temporary folder."""
-    import tempfile
-
-    held: list[pa.Table] = []
-    rows = 0
-    for table in tables:
-        held.append(table)
-        rows += table.num_rows
-        if rows > budget:
-            break
-    else:
-        if held:
-            yield pa.concat_tables(held)
-        return
-    with tempfile.TemporaryDirectory(prefix="clipnote-latest-") as folder:
-        paths = [os.path.join(folder, f"{p:03d}.arrow") for p in range(SPILL_PARTITIONS)]
-        writers: list[Any] = [None] * SPILL_PARTITIONS
-        try:
-            for table in itertools.chain(held, tables):
-                _spill(table, paths, writers)
-            held = []
-        finally:
-            for writer in writers:
-                if writer is not None:
-                    writer.close()
-        for path, writer in zip(paths, writers, strict=True):
-            if writer is not None:
-                with pa.memory_map(path) as source:
-                    yield pa.ipc.open_stream(source).read_all()
-
-
-def _spill(table: pa.Table, paths: list[str], writers: list[Any]) -> None:
-    buckets = np.array(
-        [hash(uri) % len(paths) for uri in table["video_uri"].to_pylist()], dtype=np.int64
-    )
-    for bucket in np.unique(buckets):
-        if writers[bucket] is None:
-            writers[bucket] = pa.ipc.new_stream(paths[bucket], table.schema)
-        writers[bucket].write_table(table.filter(pa.array(buckets == bucket)))
 
 
 def _latest_keys_once(
@@ -295,7 +173,7 @@ def _latest_keys_once(
     files = snapshot(output, options).files
 
     def groups() -> Iterator[pa.Table]:
-        for group in _partitioned(_keyed_files(fs, files, extra), budget):
+        for group in partitioned(_keyed_files(fs, files, extra), budget):
             yield group.take(pa.array(latest_positions(group)))
 
     return files, groups()

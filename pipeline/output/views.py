@@ -11,8 +11,8 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.core.storage import StorageOptions, filesystem, is_remote
-from pipeline.output.reading import Snapshot, snapshot
 from pipeline.output.schema import CLIPS_SCHEMA
+from pipeline.output.snapshot import Snapshot, snapshot
 
 RUNS_SCHEMA = pa.schema(
     [

@@ -75,7 +75,7 @@ def test_run_exits_0_and_prints_counts_and_output(tiny_run_config, tmp_path):
     assert str(output / "_runs" / "cli-test.json") in out
     # and the output is really there, committed
     (record,) = committed_runs(str(output))
-    assert record["run_id"] == "cli-test" and record["rows"] == 7
+    assert record.run_id == "cli-test" and record.rows == 7
     table = read_committed(str(output))
     assert table.num_rows == 7
     assert sorted(table.column("status").to_pylist()) == ["decode_error"] + ["ok"] * 6

@@ -156,4 +156,4 @@ def test_submit_without_address_exits_2(tmp_path, videos):
 def test_debug_shows_the_traceback(tmp_path):
     result = _clipnote("--debug", "run", "--input", "nowhere", "--output", "out", cwd=tmp_path)
     assert result.returncode != 0
-    assert "Traceback" in result.stderr and "Problem" in result.stderr
+    assert "Traceback" in result.stderr and "LocationNotFound: input: nothing at" in result.stderr

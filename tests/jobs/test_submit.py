@@ -30,6 +30,7 @@ import pytest
 
 from jobs.submit import CONFIG_ENV, job_spec, stage_working_dir
 from pipeline.config import build_config
+from pipeline.decode.hook import DECODE_HOOK_ENV
 from tests.helpers import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,8 +44,9 @@ def _ray_cli() -> str:
 
 
 def _clean_env(home: Path, **extra: str) -> dict[str, str]:
-    """This interpreter first on PATH, no inherited RAY_* (address, auth), a private HOME."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    """This interpreter first on PATH, no inherited RAY_* (address, auth), a private HOME, and
+    no test decode hook: the cluster runs the uploaded project, which has no tests/ folder."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_") and k != DECODE_HOOK_ENV}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["HOME"] = str(home)
     env.update(extra)

@@ -1,4 +1,5 @@
-"""Batched generation: same answer whatever the batch, KV cache equal to full recompute."""
+"""Batched generation: same answer whatever the batch, KV cache equal to full recompute; the
+model's API asks every question of visual tokens computed once."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from model import GenerationSettings, build_prompt, tokenize_with_video
+from model import GenerationSettings, build_prompt, parse_tags, tokenize_with_video
 from model.generation import _pick, generate_ids
 from tests.helpers import build_tiny_model
 
@@ -26,19 +27,102 @@ def random_clips(shapes, seed=0) -> list[np.ndarray]:
 CLIP_SHAPES = [(3, 56, 56, 3), (4, 56, 56, 3), (3, 80, 64, 3), (1, 56, 56, 3), (3, 56, 56, 3)]
 
 
+def captions(model, clips, prompt="Describe the video.", **settings) -> list[str]:
+    """Clips -> visual tokens -> caption texts, through the model's API."""
+    answers = model.caption(model.encode_frames(clips), prompt, GenerationSettings(**settings))
+    return [a.text for a in answers]
+
+
 def test_batched_captioning_equals_one_by_one(tiny):
     clips = random_clips(CLIP_SHAPES)
-    batched = tiny.caption(clips, "Describe the video.", max_new_tokens=12)
-    alone = [tiny.caption([clip], "Describe the video.", max_new_tokens=12)[0] for clip in clips]
+    batched = captions(tiny, clips, max_new_tokens=12)
+    alone = [captions(tiny, [clip], max_new_tokens=12)[0] for clip in clips]
     assert batched == alone
     assert len(set(batched)) > 1  # different clips, different answers: the video is read
 
 
 def test_captions_do_not_depend_on_batch_order(tiny):
     clips = random_clips(CLIP_SHAPES, seed=1)
-    forward = tiny.caption(clips, "Describe the video.", max_new_tokens=10)
-    backward = tiny.caption(clips[::-1], "Describe the video.", max_new_tokens=10)
+    forward = captions(tiny, clips, max_new_tokens=10)
+    backward = captions(tiny, clips[::-1], max_new_tokens=10)
     assert forward == backward[::-1]
+
+
+def test_caption_reports_the_tokens_it_generated(tiny):
+    """`Answer.num_tokens` counts the generated ids (stop excluded) the text was decoded from."""
+    clips = random_clips(CLIP_SHAPES[:3], seed=6)
+    video = tiny.encode_frames(clips)
+    settings = GenerationSettings(max_new_tokens=7)
+    prompt = tokenize_with_video(build_prompt("Describe the video."), tiny.tokenizer)
+    ids = generate_ids(tiny, video, [prompt] * 3, settings)
+    answers = tiny.caption(video, "Describe the video.", settings)
+    assert [a.num_tokens for a in answers] == [len(row) for row in ids]
+    texts = tiny.tokenizer.batch_decode(ids, skip_special_tokens=True)
+    assert [a.text for a in answers] == [t.strip() for t in texts]
+
+
+def test_every_question_is_asked_of_one_pass_of_the_vision_tower(tiny):
+    """Caption, tag list and both taxonomy scorers read the visual tokens `encode_frames`
+    made: the tower runs once for all of them, and answers equal those from a fresh encode."""
+    clips = random_clips([(3, 56, 56, 3)] * 2, seed=7)  # one shape: one pass of the tower
+    calls = []
+    handle = tiny.vision_tower.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        video = tiny.encode_frames(clips)
+        caption = tiny.caption(video, "Describe.", GenerationSettings(max_new_tokens=5))
+        tags = tiny.generate_tags(video, "List tags.", GenerationSettings(max_new_tokens=5))
+        listing = tiny.score_tags(video, ["red", "dog"], "List tags.", max_new_tokens=5)
+        question = "Is it '{tag}'?"
+        yes_no = tiny.score_tags(video, ["red", "dog"], question, method="yes_no")
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+    assert len(caption) == len(tags) == 2
+    assert listing.scores.shape == yes_no.scores.shape == (2, 2)
+    assert [a.text for a in caption] == captions(tiny, clips, "Describe.", max_new_tokens=5)
+
+
+def test_tag_lists_are_the_parsed_answers_to_the_tag_prompt(tiny):
+    clips = random_clips(CLIP_SHAPES[:3], seed=8)
+    video = tiny.encode_frames(clips)
+    settings = GenerationSettings(max_new_tokens=9)
+    answers = tiny.caption(video, "List tags.", settings)
+    tag_lists = tiny.generate_tags(video, "List tags.", settings)
+    assert [t.text for t in tag_lists] == [a.text for a in answers]
+    assert [t.num_tokens for t in tag_lists] == [a.num_tokens for a in answers]
+    assert [t.tags for t in tag_lists] == [parse_tags(a.text) for a in answers]
+
+
+@pytest.mark.parametrize("bad", ["clips", "pixels", "one video"])
+def test_questions_refuse_anything_but_visual_tokens(tiny, bad):
+    """Frames where visual tokens belong (the calls of the old API) get a clear error."""
+    clips = random_clips(CLIP_SHAPES[:2], seed=9)
+    video = {
+        "clips": clips,
+        "pixels": torch.as_tensor(np.stack(clips[:1])),
+        "one video": tiny.encode_frames(clips)[0],
+    }[bad]
+    with pytest.raises(TypeError, match="encode_frames"):
+        tiny.caption(video, "Describe.")
+    with pytest.raises(TypeError, match="encode_frames"):
+        tiny.score_tags(video, ["red"], "List tags.")
+
+
+def test_an_unknown_scoring_method_is_refused(tiny):
+    video = tiny.encode_frames(random_clips(CLIP_SHAPES[:1]))
+    with pytest.raises(ValueError, match="listing, yes_no"):
+        tiny.score_tags(video, ["red"], "List tags.", method="vote")
+
+
+def test_visual_tokens_from_inference_can_be_followed_by_training(tiny):
+    """`encode_frames` runs under `inference_mode`; the resampler's cached index and position
+    table it builds must still serve a later training step (they are built as plain tensors)."""
+    clips = random_clips([(2, 56, 56, 3)], seed=10)
+    tiny.encode_frames(clips)
+    pixels = tiny.processor(np.stack(clips))  # [1, T, 3, S, S]
+    tiny.encode_video(pixels).sum().backward()
+    assert tiny.connector.latents.grad is not None
+    tiny.zero_grad(set_to_none=True)
 
 
 def greedy_without_cache(model, video_embeds, prompt, steps) -> list[list[int]]:
@@ -61,8 +145,7 @@ def greedy_without_cache(model, video_embeds, prompt, steps) -> list[list[int]]:
 def test_kv_cache_generation_equals_full_recompute(tiny):
     clips = random_clips(CLIP_SHAPES[:3], seed=2)
     prompt = tokenize_with_video(build_prompt("Describe the video."), tiny.tokenizer)
-    with torch.no_grad():
-        video = tiny.encode_frames(clips)
+    video = tiny.encode_frames(clips)
     settings = GenerationSettings(max_new_tokens=8)
     cached = generate_ids(tiny, video, [prompt] * 3, settings)
     reference = greedy_without_cache(tiny, video, prompt, steps=8)
@@ -75,8 +158,7 @@ def test_kv_cache_generation_equals_full_recompute(tiny):
 def test_max_new_tokens_bounds_the_answer(tiny):
     clips = random_clips(CLIP_SHAPES[:2], seed=3)
     prompt = tokenize_with_video(build_prompt("Describe the video."), tiny.tokenizer)
-    with torch.no_grad():
-        video = tiny.encode_frames(clips)
+    video = tiny.encode_frames(clips)
     ids = generate_ids(tiny, video, [prompt] * 2, GenerationSettings(max_new_tokens=3))
     assert all(len(row) <= 3 for row in ids)
 
@@ -85,13 +167,12 @@ def test_sampling_is_reproducible_with_a_seed_and_the_seed_matters(tiny):
     """Catches an unseeded generator (runs differ) and sampling that ignores its settings
     (greedy under another name: every seed would give the greedy answer)."""
     clips = random_clips(CLIP_SHAPES[:2], seed=4)
+    video = tiny.encode_frames(clips)
     settings = GenerationSettings(max_new_tokens=8, temperature=1.5, top_p=1.0, seed=5)
-    first = tiny.caption(clips, "Describe.", settings=settings)
-    assert first == tiny.caption(clips, "Describe.", settings=settings)
-    greedy = tiny.caption(clips, "Describe.", settings=GenerationSettings(max_new_tokens=8))
-    by_seed = [
-        tiny.caption(clips, "Describe.", settings=replace(settings, seed=seed)) for seed in range(4)
-    ]
+    first = tiny.caption(video, "Describe.", settings)
+    assert first == tiny.caption(video, "Describe.", settings)
+    greedy = tiny.caption(video, "Describe.", GenerationSettings(max_new_tokens=8))
+    by_seed = [tiny.caption(video, "Describe.", replace(settings, seed=seed)) for seed in range(4)]
     assert len({tuple(c) for c in by_seed}) > 1, "different seeds, different samples"
     assert any(c != greedy for c in by_seed)
 

@@ -67,8 +67,7 @@ def full_sequence_scores(model, video, taxonomy):
 
 
 def test_taxonomy_scores_equal_full_recompute(tiny):
-    with torch.no_grad():
-        video = tiny.encode_frames(clips())
+    video = tiny.encode_frames(clips())
     scores = score_taxonomy(tiny, video, TAXONOMY, QUESTION)
     assert scores.shape == (3, len(TAXONOMY)) and scores.dtype == np.float32
     assert np.all((scores > 0) & (scores < 1))
@@ -79,25 +78,31 @@ def test_taxonomy_scoring_runs_the_vision_tower_once(tiny):
     calls = []
     handle = tiny.vision_tower.register_forward_hook(lambda *args: calls.append(1))
     try:
-        tiny.score_tags(clips(2), TAXONOMY, QUESTION)
+        scored = tiny.score_tags(tiny.encode_frames(clips(2)), TAXONOMY, QUESTION, method="yes_no")
     finally:
         handle.remove()
     assert len(calls) == 1
+    assert scored.scores.shape == (2, len(TAXONOMY))
+    assert scored.num_tokens == [0, 0] and scored.listings is None
+
+
+def test_score_tags_yes_no_is_score_taxonomy(tiny):
+    video = tiny.encode_frames(clips(2, seed=2))
+    scored = tiny.score_tags(video, TAXONOMY, QUESTION, method="yes_no")
+    np.testing.assert_array_equal(scored.scores, score_taxonomy(tiny, video, TAXONOMY, QUESTION))
 
 
 def test_taxonomy_chunks_give_same_scores(tiny, monkeypatch):
     import model.tags as tags_module
 
-    with torch.no_grad():
-        video = tiny.encode_frames(clips(2, seed=1))
+    video = tiny.encode_frames(clips(2, seed=1))
     whole = score_taxonomy(tiny, video, TAXONOMY, QUESTION)
     monkeypatch.setattr(tags_module, "ROWS_PER_PASS", 3)
     np.testing.assert_allclose(score_taxonomy(tiny, video, TAXONOMY, QUESTION), whole, atol=1e-6)
 
 
 def test_question_without_tag_slot_is_refused(tiny):
-    with torch.no_grad():
-        video = tiny.encode_frames(clips(1))
+    video = tiny.encode_frames(clips(1))
     with pytest.raises(ValueError, match=r"\{tag\}"):
         score_taxonomy(tiny, video, TAXONOMY, "Is this a video?")
 
@@ -181,8 +186,7 @@ def full_sequence_listing_scores(model, video, taxonomy, listings):
 
 
 def test_listing_scores_equal_full_recompute(tiny):
-    with torch.no_grad():
-        video = tiny.encode_frames(clips())
+    video = tiny.encode_frames(clips())
     result = score_taxonomy_listing(tiny, video, TAXONOMY, TAG_PROMPT, max_new_tokens=12)
     assert result.scores.shape == (3, len(TAXONOMY)) and result.scores.dtype == np.float32
     assert np.all((result.scores >= 0) & (result.scores <= 1))
@@ -195,9 +199,8 @@ def test_listing_scores_do_not_depend_on_passes_or_batch(tiny, monkeypatch):
     import model.tags as tags_module
 
     frames = clips(2, seed=3)
-    with torch.no_grad():
-        video = tiny.encode_frames(frames)
-        alone = tiny.encode_frames(frames[1:])
+    video = tiny.encode_frames(frames)
+    alone = tiny.encode_frames(frames[1:])
     whole = score_taxonomy_listing(tiny, video, TAXONOMY, TAG_PROMPT, 8).scores
     monkeypatch.setattr(tags_module, "ROWS_PER_PASS", 5)
     np.testing.assert_allclose(
@@ -212,14 +215,23 @@ def test_listing_scoring_runs_the_vision_tower_once(tiny):
     calls = []
     handle = tiny.vision_tower.register_forward_hook(lambda *args: calls.append(1))
     try:
-        scores = tiny.score_tags_listing(clips(2), TAXONOMY, TAG_PROMPT, max_new_tokens=6)
+        video = tiny.encode_frames(clips(2))
+        scores = tiny.score_tags(video, TAXONOMY, TAG_PROMPT, max_new_tokens=6).scores
     finally:
         handle.remove()
     assert len(calls) == 1 and scores.shape == (2, len(TAXONOMY))
 
 
+def test_score_tags_by_listing_is_score_taxonomy_listing(tiny):
+    """`score_tags` defaults to the listing method and returns the scorer's result whole."""
+    video = tiny.encode_frames(clips(2, seed=4))
+    scored = tiny.score_tags(video, TAXONOMY, TAG_PROMPT, max_new_tokens=6)
+    direct = score_taxonomy_listing(tiny, video, TAXONOMY, TAG_PROMPT, 6)
+    np.testing.assert_array_equal(scored.scores, direct.scores)
+    assert scored.listings == direct.listings and scored.num_tokens == direct.num_tokens
+
+
 def test_listing_with_no_taxonomy_still_reports_the_list(tiny):
-    with torch.no_grad():
-        video = tiny.encode_frames(clips(2))
+    video = tiny.encode_frames(clips(2))
     result = score_taxonomy_listing(tiny, video, [], TAG_PROMPT, max_new_tokens=4)
     assert result.scores.shape == (2, 0) and len(result.listings) == 2

@@ -290,12 +290,12 @@ def test_summary_counts_and_commit_record(world):
     assert summary.videos == len(GOOD) + len(BAD)
     assert summary.counts == {STATUS_OK: ok_clips, STATUS_DECODE_ERROR: len(BAD)}
     assert summary.commit_record == f"{OUTPUT}/_runs/prefix-run.json"
-    (record,) = [r for r in committed_runs(OUTPUT, world["options"]) if r["run_id"] == "prefix-run"]
-    assert record["rows"] == ok_clips + len(BAD)
-    assert record["counts"] == summary.counts
-    assert record["files"] == summary.files and summary.files
-    assert all(f.startswith(f"{OUTPUT}/clips/run_date=") for f in record["files"])
-    assert all("/run_id=prefix-run/" in f for f in record["files"])
+    (record,) = [r for r in committed_runs(OUTPUT, world["options"]) if r.run_id == "prefix-run"]
+    assert record.rows == ok_clips + len(BAD)
+    assert record.counts == summary.counts
+    assert list(record.files) == summary.files and summary.files
+    assert all(f.startswith(f"{OUTPUT}/clips/run_date=") for f in record.files)
+    assert all("/run_id=prefix-run/" in f for f in record.files)
 
 
 def test_every_listed_video_appears(world):
@@ -367,8 +367,8 @@ def test_rerun_with_the_same_run_id_does_not_duplicate_rows(world):
     # really a new run: newer rows, same fingerprints (same inputs, model, prompts)
     assert min(r["created_at"] for r in again) > max(r["created_at"] for r in first)
     assert {r["fingerprint"] for r in again} == {r["fingerprint"] for r in first}
-    records = [r for r in committed_runs(OUTPUT, world["options"]) if r["run_id"] == "manifest-run"]
-    assert len(records) == 1 and records[0]["files"] == world["rerun"].files
+    records = [r for r in committed_runs(OUTPUT, world["options"]) if r.run_id == "manifest-run"]
+    assert len(records) == 1 and list(records[0].files) == world["rerun"].files
     # the first attempt's files are gone from the bucket
     keys = _keys(world["client"], OUT_BUCKET)
     run_files = sorted(f"s3://{OUT_BUCKET}/{k}" for k in keys if "/run_id=manifest-run/" in k)
@@ -436,7 +436,7 @@ def test_uncommitted_files_are_ignored_by_readers(world):
     after = read_committed(OUTPUT, options, latest=False)
     assert after.num_rows == before.num_rows
     assert "ghost-run" not in set(after.column("run_id").to_pylist())
-    assert "ghost-run" not in {r["run_id"] for r in committed_runs(OUTPUT, options)}
+    assert "ghost-run" not in {r.run_id for r in committed_runs(OUTPUT, options)}
 
 
 @pytest.mark.skipif(

@@ -17,7 +17,6 @@ from pipeline.config import build_config
 from pipeline.core.errors import CommitError, RunLocked
 from pipeline.output.lease import RunLease
 from pipeline.output.reading import read_all, read_latest
-from pipeline.ray_data import select_redo
 
 pytestmark = pytest.mark.slow
 
@@ -157,14 +156,6 @@ def test_job_entry_point_says_what_it_did(ray_session, videos, tmp_path, capsys)
     assert "nothing to do" in second
     record = json.loads((out / "_runs" / "nightly-2026-03-04.json").read_text())
     assert record["rows"] == 3 and len(record["attempts"]) == 2
-
-
-def test_select_redo():
-    rows = [{"clip_index": i} for i in range(3)]
-    assert select_redo(rows, "1") == [{"clip_index": 1}]
-    assert select_redo(rows, "") == rows
-    assert select_redo(rows, "7") == rows  # the plan changed: redo the whole video
-    assert select_redo([{"clip_index": -1}], "1") == [{"clip_index": -1}]
 
 
 @pytest.mark.slow

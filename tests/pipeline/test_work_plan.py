@@ -138,3 +138,29 @@ def test_unwritten_videos_are_the_planned_ones_with_no_row(tmp_path):
     pq.write_table(pa.table({"video_uri": [REFS[1].uri, REFS[3].uri], "clip_index": [0, 0]}), part)
     assert unwritten_videos(plan, [str(part)]) == [REFS[0], REFS[2], REFS[4]]
     assert unwritten_videos(plan, []) == REFS
+
+
+def test_a_ref_with_a_listing_problem_survives_the_plan_page(tmp_path):
+    """The decode tasks read refs back from the plan's pages: the reason an input cannot be
+    read must come back with it (else decode would try to read a refused entry), and
+    everything else must come back unchanged. Catches: the field dropped from the page's
+    columns, or `from_row` ignoring it."""
+    from pipeline.input.problems import listing_error, missing_ref, refused_ref
+
+    refs = [
+        REFS[0],
+        missing_ref("/data/gone.mp4"),
+        refused_ref("/data/m.jsonl#line-2", "manifest /data/m.jsonl line 2: invalid JSON"),
+        VideoRef("/data/s.tar#a.mp4", 1000, "7:a.mp4", 512, "a.mp4", "/data/s.tar"),
+    ]
+    plan = write_work_plan(iter(refs), DoneIndex(), "S", "all", str(tmp_path / "plan"))
+    ((page, rows),) = plan.pages
+    back = [VideoRef.from_row(row) for row in read_page(page, 0, rows)]
+    assert back == refs
+    assert [listing_error(ref) for ref in back] == [
+        None,
+        "object not found: /data/gone.mp4",
+        "manifest /data/m.jsonl line 2: invalid JSON",
+        None,
+    ]
+    assert back[1].video_id == "444591eb2f7d1bfb"  # the id the video had before the field

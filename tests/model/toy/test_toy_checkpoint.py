@@ -39,6 +39,11 @@ def toy_model():
     return load_model(CHECKPOINT, device="cpu")
 
 
+def captions(model, frames: list[np.ndarray]) -> list[str]:
+    """Captions through the model's API: visual tokens once, then the caption prompt."""
+    return [a.text for a in model.caption(model.encode_frames(frames), CAPTION_PROMPT)]
+
+
 @pytest.fixture(scope="module")
 def clips(toy_model, tmp_path_factory) -> list[EvalClip]:
     return write_and_decode(toy_model, tmp_path_factory.mktemp("toy-mp4"), TEST_SEED, N_CLIPS)
@@ -66,20 +71,21 @@ def test_decoded_clips_are_what_the_model_was_trained_on(toy_model, clips):
 
 def test_batched_captions_equal_one_by_one(toy_model, clips):
     frames = [c.frames for c in clips]
-    batched = toy_model.caption(frames, CAPTION_PROMPT)
-    single = [toy_model.caption([f], CAPTION_PROMPT)[0] for f in frames]
+    batched = captions(toy_model, frames)
+    single = [captions(toy_model, [f])[0] for f in frames]
     assert batched == single
 
 
 def test_batched_captions_match_truth(toy_model, clips):
-    batched = toy_model.caption([c.frames for c in clips], CAPTION_PROMPT)
+    batched = captions(toy_model, [c.frames for c in clips])
     truth = [c.truth.caption for c in clips]
     misses = [(p, t) for p, t in zip(batched, truth, strict=True) if p != t]
     assert len(misses) <= 1, misses
 
 
 def test_generated_tags_parse_to_truth(toy_model, clips):
-    tags = toy_model.generate_tags([c.frames for c in clips], TAG_PROMPT)
+    video = toy_model.encode_frames([c.frames for c in clips])
+    tags = [t.tags for t in toy_model.generate_tags(video, TAG_PROMPT)]
     misses = [
         (p, c.truth.tags) for p, c in zip(tags, clips, strict=True) if p != list(c.truth.tags)
     ]
@@ -88,7 +94,8 @@ def test_generated_tags_parse_to_truth(toy_model, clips):
 
 def test_taxonomy_scores_pick_the_true_tags(toy_model, clips):
     """Taxonomy scores (the likelihood of listing each tag) at 0.5 give each clip's true tags."""
-    scores = toy_model.score_tags_listing([c.frames for c in clips], list(TAXONOMY), TAG_PROMPT)
+    video = toy_model.encode_frames([c.frames for c in clips])
+    scores = toy_model.score_tags(video, list(TAXONOMY), TAG_PROMPT).scores
     assert scores.shape == (len(clips), len(TAXONOMY))
     predicted = taxonomy_predictions(scores)
     misses = [
@@ -103,8 +110,8 @@ def test_reversed_frames_flip_the_direction(toy_model, clips):
     moving = [c for c in clips if c.truth.spec.motion != "still"]
     assert moving, "the test seed should give moving clips"
     assert reverse_flip_rate(toy_model, moving) >= 0.9
-    forward = toy_model.caption([moving[0].frames], CAPTION_PROMPT)[0]
-    backward = toy_model.caption([moving[0].frames[::-1].copy()], CAPTION_PROMPT)[0]
+    forward = captions(toy_model, [moving[0].frames])[0]
+    backward = captions(toy_model, [moving[0].frames[::-1].copy()])[0]
     assert caption_motion(backward) == reverse_direction(caption_motion(forward))
 
 
@@ -114,7 +121,8 @@ def test_a_tag_counts_only_when_listed_whole(toy_model, clips):
     moving = [c for c in clips if c.truth.spec.motion != "still"][:2]
     whole = [f"moving {c.truth.spec.motion}" for c in moving]
     taxonomy = ["moving", *whole, "purple"]
-    scores = toy_model.score_tags_listing([c.frames for c in moving], taxonomy, TAG_PROMPT)
+    video = toy_model.encode_frames([c.frames for c in moving])
+    scores = toy_model.score_tags(video, taxonomy, TAG_PROMPT).scores
     for row, (clip, tag) in zip(scores, zip(moving, whole, strict=True), strict=True):
         assert row[taxonomy.index(tag)] > 0.9, (clip.truth.tags, row)
         assert row[0] < 0.05 and row[-1] < 0.05, row
@@ -123,5 +131,8 @@ def test_a_tag_counts_only_when_listed_whole(toy_model, clips):
 def test_yes_no_scores_stay_available(toy_model, clips):
     """The yes/no question scorer still runs (a config option); on this checkpoint its answers
     are weak (TRAINING.md), so only its shape and range are checked here."""
-    scores = toy_model.score_tags([c.frames for c in clips[:2]], list(TAXONOMY), TAXONOMY_QUESTION)
+    video = toy_model.encode_frames([c.frames for c in clips[:2]])
+    scored = toy_model.score_tags(video, list(TAXONOMY), TAXONOMY_QUESTION, method="yes_no")
+    scores = scored.scores
+    assert scored.num_tokens == [0, 0] and scored.listings is None
     assert scores.shape == (2, len(TAXONOMY)) and ((scores > 0) & (scores < 1)).all()

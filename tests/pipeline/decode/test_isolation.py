@@ -19,10 +19,12 @@ from pipeline.clips.windows import ClipConfig
 from pipeline.core.records import VideoRef
 from pipeline.core.status import STATUS_DECODE_ERROR, STATUS_OK
 from pipeline.core.storage import StorageOptions
+from pipeline.decode.hook import DECODE_HOOK_ENV
 from pipeline.decode.isolation import DecodeLimits, Failure, supervise
-from pipeline.decode.video_rows import FAULT_MAGIC, DecodeSettings, decode_video
+from pipeline.decode.video_rows import DecodeSettings, decode_video
 from pipeline.input.listing import list_videos
 from tests.helpers import encode_frames
+from tests.pipeline.decode.faults import FAULT_MAGIC, HOOK
 
 # -- targets (module level: the child imports them by name) ----------------------------------
 
@@ -164,9 +166,9 @@ def test_a_poison_or_hanging_file_gives_one_error_row(tmp_path, fault, reason):
 
 
 def test_the_fault_marker_means_nothing_outside_the_tests(tmp_path):
-    """Production never crashes on purpose: without CLIPNOTE_FAULT_INJECTION=1 the child's
-    check returns and the marker is just another file that is not a video. (A fresh process:
-    this one's decoder forkserver already inherited the tests' setting.)"""
+    """Production never crashes on purpose: without the tests' hook in CLIPNOTE_DECODE_HOOK
+    the child's hook call returns and the marker is just another file that is not a video.
+    (A fresh process: this one's decoder forkserver already inherited the tests' setting.)"""
     import os
     import subprocess
     import sys
@@ -175,16 +177,16 @@ def test_the_fault_marker_means_nothing_outside_the_tests(tmp_path):
     path.write_bytes(FAULT_MAGIC + b"crash\n")
     code = (
         "import sys; from pipeline.input.listing import list_videos; "
-        "from pipeline.decode.video_rows import _injected_fault; "
-        "(ref,) = list_videos(sys.argv[1]); _injected_fault(ref); print('returned')"
+        "from pipeline.decode.hook import run_decode_hook; "
+        "(ref,) = list_videos(sys.argv[1]); run_decode_hook(ref); print('returned')"
     )
-    env = {k: v for k, v in os.environ.items() if k != "CLIPNOTE_FAULT_INJECTION"}
+    env = {k: v for k, v in os.environ.items() if k != DECODE_HOOK_ENV}
     done = subprocess.run(
         [sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True,
         timeout=120, cwd=Path(__file__).resolve().parents[3],
     )  # fmt: skip
     assert done.returncode == 0 and "returned" in done.stdout, done.stderr[-2000:]
-    env["CLIPNOTE_FAULT_INJECTION"] = "1"
+    env[DECODE_HOOK_ENV] = HOOK
     crashed = subprocess.run(
         [sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True,
         timeout=120, cwd=Path(__file__).resolve().parents[3],

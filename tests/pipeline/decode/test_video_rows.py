@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -273,6 +274,18 @@ def test_missing_object_from_a_manifest(tmp_path):
 def test_missing_object_ref():
     ref = VideoRef(uri="/nonexistent/dir/v.mp4", size=-1, version=MISSING_VERSION)
     _assert_error_row(decode_video(ref, _settings()), ref, "object not found")
+
+
+def test_a_listing_problem_is_the_error_row_even_when_a_file_is_there(tmp_path, toy_videos):
+    """The reason the lister wrote is what decode reports, without reading anything: here a
+    perfectly good video, refused by its listing, must not be decoded. Catches: decode
+    ignoring `VideoRef.problem`, or rewording it."""
+    path = tmp_path / "fine.mp4"
+    path.write_bytes(toy_videos[0].read_bytes())
+    ref = replace(_ref(path), problem="entry of s3://b/m.txt leaves its bucket s3://b: ../x")
+    rows = decode_video(ref, _settings())
+    message = _assert_error_row(rows, ref)
+    assert message == "entry of s3://b/m.txt leaves its bucket s3://b: ../x"
 
 
 def test_file_deleted_after_listing(tmp_path, toy_videos):

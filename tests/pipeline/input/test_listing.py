@@ -18,11 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from model.toy.video_io import write_mp4
+from pipeline.core.errors import InputNotFound, InputUnsupported, SourceError
 from pipeline.core.storage import StorageOptions
 from pipeline.input.fetch import read_video
 from pipeline.input.listing import iter_videos, list_videos
 from pipeline.input.names import _glob_regex
-from pipeline.input.problems import MISSING_VERSION, UNREADABLE_TAR_SUFFIX, SourceError
+from pipeline.input.problems import MISSING_VERSION, UNREADABLE_TAR_SUFFIX
 
 
 def _mp4(path: Path, seed: int = 0) -> bytes:
@@ -260,6 +261,7 @@ def test_manifest_lists_local_relative_s3_and_missing_entries_once(
     assert by_uri[f"s3://{bucket}/m/remote.mov"].version == _etag(s3_client, bucket, "m/remote.mov")
     for missing in (str(tmp_path / "lists" / "clips" / "gone.mp4"), f"s3://{bucket}/m/gone.mp4"):
         assert (by_uri[missing].size, by_uri[missing].version) == (-1, MISSING_VERSION)
+        assert by_uri[missing].problem == f"object not found: {missing}"
         with pytest.raises(SourceError, match=r"object not found: .*gone\.mp4"):
             read_video(by_uri[missing], s3_options)
     assert read_video(by_uri[str(relative)], s3_options) == relative.read_bytes()
@@ -549,7 +551,9 @@ def test_unreadable_shard_is_listed_once_for_an_error_row(tmp_path: Path, conten
     bad = refs[0]
     assert bad.size == len(content)
     assert bad.version == str(path.stat().st_mtime_ns) + UNREADABLE_TAR_SUFFIX
+    assert bad.problem == f"not a readable (uncompressed) tar shard: {path}"
     assert bad.member is None
+    assert refs[1].problem is None
     with pytest.raises(SourceError, match=r"bad\.tar"):
         read_video(bad)
 
@@ -691,12 +695,12 @@ def test_nonexistent_inputs_raise_naming_the_uri(
         f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/x",
     ]
     for uri in cases:
-        with pytest.raises(SourceError, match="not found") as err:
+        with pytest.raises(InputNotFound, match="not found") as err:
             list_videos(uri, s3_options)
         assert uri in str(err.value)
         assert os.environ["AWS_SECRET_ACCESS_KEY"] not in str(err.value)
     _write(tmp_path / "data.csv", b"uri\na.mp4\n")
-    with pytest.raises(SourceError, match=r"unsupported input: .*data\.csv"):
+    with pytest.raises(InputUnsupported, match=r"unsupported input: .*data\.csv"):
         list_videos(str(tmp_path / "data.csv"))
 
 

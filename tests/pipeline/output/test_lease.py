@@ -1,0 +1,84 @@
+"""The lease: one live writer per run id, on a local folder and on S3."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import socket
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pipeline.core.errors import RunLocked
+from pipeline.core.storage import StorageOptions
+from pipeline.output.lease import RunLease
+from pipeline.output.records import LeaseBody
+from pipeline.output.store import _atomic_text
+
+
+def test_a_second_live_writer_is_refused(output):
+    root, options = output
+    first = RunLease(root, "night", options, ttl_s=60)
+    first.acquire()
+    second = RunLease(root, "night", options, ttl_s=60)
+    second.owner = "elsewhere"
+    # same host and a live pid (ours): the holder is alive, so the second writer is refused
+    with pytest.raises(RunLocked, match="is being written by"):
+        second.acquire()
+    first.release()
+    second.acquire()  # released: free to take
+    second.release()
+
+
+def _hold_and_die(root: str, endpoint: str | None) -> None:
+    RunLease(root, "night", StorageOptions(endpoint_url=endpoint), ttl_s=600).acquire()
+    os._exit(0)  # dies without releasing, like a SIGKILLed driver
+
+
+def test_a_dead_holder_on_this_host_is_taken_over_and_fenced(output):
+    root, options = output
+    ctx = multiprocessing.get_context("spawn")
+    proc = ctx.Process(target=_hold_and_die, args=(root, options.endpoint_url))
+    proc.start()
+    proc.join(60)
+    taker = RunLease(root, "night", options, ttl_s=60)
+    taker.acquire()  # the holder's pid is gone
+    assert taker.generation == 1
+    taker.release()
+
+
+def test_an_expired_lease_is_taken_over_and_the_old_holder_cannot_commit(output):
+    root, options = output
+    old = RunLease(root, "night", options, ttl_s=5)
+    old.acquire()
+    old._stop.set()  # a holder that stopped renewing (paused, partitioned)
+    expired = datetime.now(UTC) - timedelta(seconds=1)
+    body = dataclasses.replace(old._body(), expires_at=expired, host="another-host")
+    _atomic_text(old.fs, old._path(0), body.to_json(), remote=old.remote)
+    new = RunLease(root, "night", options, ttl_s=60)
+    new.acquire()
+    with pytest.raises(RunLocked, match="taken over"):
+        old.check()
+    new.release()
+
+
+def test_the_lease_names_its_holder_and_says_when_it_is_let_go(tmp_path):
+    """What `_lease/00000000.json` says while held, and after release (for an operator who
+    wonders who writes a run)."""
+    lease = RunLease(str(tmp_path / "out"), "night", ttl_s=60)
+    lease.acquire()
+    path = tmp_path / "out" / "_runs" / "night" / "_lease" / "00000000.json"
+    held = json.loads(path.read_text())
+    assert set(held) == {"owner", "host", "pid", "acquired_at", "expires_at", "released"}
+    assert (held["host"], held["pid"], held["released"]) == (
+        socket.gethostname(),
+        os.getpid(),
+        False,
+    )
+    assert held["owner"] == lease.owner and held["owner"].startswith(f"{socket.gethostname()}:")
+    ttl = datetime.fromisoformat(held["expires_at"]) - datetime.fromisoformat(held["acquired_at"])
+    assert ttl == timedelta(seconds=60)
+    lease.release()
+    assert LeaseBody.from_json(path.read_text()).released
