@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator
 from pipeline.annotate.prompts import PromptSettings
 from pipeline.clips.sampling import SamplingConfig
 from pipeline.clips.windows import ClipConfig
+from pipeline.config_errors import describe_validation, describe_yaml
 from pipeline.core.errors import ConfigError
 from pipeline.core.storage import StorageOptions
 from pipeline.core.strict import _Strict
@@ -154,14 +155,6 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _describe(err: ValidationError) -> str:
-    lines = []
-    for problem in err.errors():
-        where = ".".join(str(part) for part in problem["loc"]) or "config"
-        lines.append(f"{where}: {problem['msg'].removeprefix('Value error, ')}")
-    return "invalid config:\n  " + "\n  ".join(lines)
-
-
 def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None) -> RunConfig:
     """Validate a config tree (plus overrides) into a `RunConfig`, or `ConfigError`."""
     if not isinstance(raw, dict):
@@ -169,7 +162,7 @@ def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None) -
     try:
         return RunConfig.model_validate(_merge(raw, overrides or {}))
     except ValidationError as err:
-        raise ConfigError(_describe(err)) from None
+        raise ConfigError(describe_validation(err, RunConfig)) from None
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -180,5 +173,5 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         try:
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err})") from None
+            raise ConfigError(describe_yaml(path, err)) from None
     return build_config(raw, overrides)
