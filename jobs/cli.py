@@ -119,6 +119,26 @@ def demo(
         run_demo(out.resolve(), videos, console, verbose=STATE.verbose)
 
 
+@app.command("toy-videos")
+def toy_videos(
+    out: Annotated[Path, typer.Argument(help="folder to write the videos and truth.jsonl to")],
+    n: Annotated[int, typer.Option("--n", min=1, max=10_000, help="how many videos")] = 6,
+    seed: Annotated[int, typer.Option(help="the toy world's seed (same seed, same videos)")] = 2026,
+    frames: Annotated[int, typer.Option(min=8, max=2400, help="frames per video, 24 fps")] = 48,
+) -> None:
+    """Write toy-world MP4s with their true captions and tags (truth.jsonl); runs nothing."""
+    from model.toy.video_io import TRUTH_FILE, write_toy_videos
+    from pipeline.core.errors import NotWritable
+
+    with user_errors():
+        try:
+            written = write_toy_videos(out, seed=seed, n=n, num_frames=frames)
+        except OSError as err:
+            raise NotWritable(f"cannot write toy videos to {out}: {err.strerror or err}") from None
+    console.print(f"wrote {len(written)} toy videos and their truth to", soft_wrap=True)
+    console.print(str((out / TRUTH_FILE).resolve().parent), soft_wrap=True, highlight=False)
+
+
 @app.command()
 def submit(
     config: ConfigArg = None,
