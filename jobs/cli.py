@@ -162,7 +162,9 @@ def submit(
         run_config = config_from_cli(config, input_uri, output_uri, model_uri, sets)
         if day is not None and not nightly:
             raise ConfigError("--date: only with --nightly")
-        job_id = submit_run(address, run_config, entrypoint(nightly, _night(day)))
+        job_id = submit_run(
+            address, run_config, entrypoint(nightly, _night(day)), verbose=STATE.verbose
+        )
         console.print(f"submitted job [bold]{job_id}[/bold]", soft_wrap=True)
         if not follow:
             console.print(

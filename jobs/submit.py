@@ -17,8 +17,11 @@ cluster's credentials (the client may have none). Authentication is Ray's own: w
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import logging
+import os
 import shutil
 import tempfile
 import time
@@ -114,22 +117,82 @@ def _client(address: str):
         from ray.exceptions import AuthenticationError
 
         if isinstance(err, AuthenticationError):
-            raise AccessDenied(
-                f"the cluster refused the request: {err}. Clusters run with token "
-                "authentication: set RAY_AUTH_MODE=token and the cluster's token "
-                "(RAY_AUTH_TOKEN or ~/.ray/auth_token)."
-            ) from None
+            raise AccessDenied(token_advice(address, dict(os.environ), Path.home())) from None
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise Unreachable(f"cannot reach the Ray dashboard at {address}: {first}") from None
 
 
-def submit_run(address: str, config: RunConfig, command: str | None = None) -> str:
+def token_advice(address: str, env: dict[str, str], home: Path) -> str:
+    """What to do about a refused token, fix first, from what this machine has (never from the
+    wording of Ray's refusal): auth mode off, no token here, or a token the cluster refuses."""
+    found = _token_source(env, home)
+    if env.get("RAY_AUTH_MODE", "").lower() != "token":
+        where = f"the token in {found} will then be sent" if found else (
+            "and put the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+        )  # fmt: skip
+        return f"set RAY_AUTH_MODE=token: {where} (the cluster at {address} uses token auth)"
+    if found is None:
+        return (
+            f"put the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN: the cluster at "
+            f"{address} uses token authentication and this machine has no token"
+        )
+    return (
+        f"use the cluster's token: the cluster at {address} refused the one in {found} "
+        "(token authentication; copy the head's ~/.ray/auth_token)"
+    )
+
+
+def _token_source(env: dict[str, str], home: Path) -> str | None:
+    """Where Ray's client would take a token from, in its order, or None."""
+    if env.get("RAY_AUTH_TOKEN"):
+        return "RAY_AUTH_TOKEN"
+    for path in (env.get("RAY_AUTH_TOKEN_PATH"), str(home / ".ray" / "auth_token")):
+        if path and Path(path).is_file():
+            return path
+    return None
+
+
+NO_AGENT = "No available agent"
+"""What Ray's dashboard answers (HTTP 500) when the head's dashboard agent is not running: the
+only sign of it a client gets, so it is recognised in the response text (Ray's, not ours)."""
+
+
+@contextlib.contextmanager
+def _quiet_ray_client(verbose: bool) -> Iterator[None]:
+    """Ray's client logs every upload step at INFO on stderr; they are for `--verbose` only.
+    Its modules set their own loggers to INFO, so the handler Ray installs is what is raised."""
+    handlers = [] if verbose else logging.getLogger("ray").handlers
+    levels = [handler.level for handler in handlers]
+    for handler in handlers:
+        handler.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, levels, strict=True):
+            handler.setLevel(level)
+
+
+def submit_run(
+    address: str, config: RunConfig, command: str | None = None, *, verbose: bool = False
+) -> str:
     """Submit; returns the Ray job id."""
     client = _client(address)
-    with tempfile.TemporaryDirectory(prefix="clipnote-upload-") as folder:
+    with (
+        _quiet_ray_client(verbose),
+        tempfile.TemporaryDirectory(prefix="clipnote-upload-") as folder,
+    ):
         stage_working_dir(Path(folder))
         spec = job_spec(config, Path(folder), command)
-        return client.submit_job(entrypoint=spec["entrypoint"], runtime_env=spec["runtime_env"])
+        try:
+            return client.submit_job(entrypoint=spec["entrypoint"], runtime_env=spec["runtime_env"])
+        except RuntimeError as err:
+            if NO_AGENT not in str(err):
+                raise
+            raise Unreachable(
+                f"start the Ray head with a free --dashboard-agent-listen-port: the head at "
+                f"{address} has no job agent running (its default port 52365 is often taken by "
+                "another Ray on the machine; README, 'A Ray head of your own')"
+            ) from None
 
 
 def follow_job(address: str, job_id: str, out: TextIO, poll_s: float = 2.0) -> str:

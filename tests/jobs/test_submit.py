@@ -126,10 +126,18 @@ def _wait_for_jobs_api(head: Head, proc: subprocess.Popen, log: Path) -> None:
 
 @pytest.fixture(scope="module")
 def ray_head() -> Iterator[Head]:
+    with _started_head() as head:
+        yield head
+
+
+@contextlib.contextmanager
+def _started_head(agent_port: int | None = None) -> Iterator[Head]:
+    """A token-auth Ray head of its own (stopped by session id): README's recipe."""
     # Short paths: Ray's unix sockets live under --temp-dir (AF_UNIX paths max ~107 bytes).
     home = Path(tempfile.mkdtemp(prefix="cn-home-", dir="/tmp"))
     temp_dir = Path(tempfile.mkdtemp(prefix="cn-ray-", dir="/tmp"))
     gcs, dashboard, client_server, agent = free_ports(4)
+    agent = agent_port or agent
     try:
         generated = subprocess.run(
             [_ray_cli(), "get-auth-token", "--generate"],
@@ -324,7 +332,7 @@ def test_submit_runs_a_caption_job(ray_head: Head, tmp_path: Path, tiny_checkpoi
         clips={"mode": "whole"},
         sampling={"num_frames": 4},
         model={"source": str(tiny_checkpoint), "max_new_tokens": 8, "tag_max_new_tokens": 8},
-        resources={"decode_cpus": 1, "annotate_actors": 1, "cpus_per_actor": 1},
+        resources={"decode_cpus": 1, "annotate_actors": 1, "gpus_per_actor": 0},
     )
 
     started = time.monotonic()
@@ -383,3 +391,41 @@ def test_client_without_the_token_is_rejected(ray_head: Head, tmp_path: Path) ->
     assert result.returncode != 0, result.stdout
     assert "token authentication" in result.stdout + result.stderr, result.stderr[-3000:]
     assert len(ray_head.jobs_client().list_jobs()) == before
+
+
+def test_a_missing_auth_mode_is_one_line_fix_first(ray_head: Head, tmp_path: Path) -> None:
+    """The cluster's token lies in ~/.ray/auth_token but RAY_AUTH_MODE is not set: one line
+    that starts with the fix and says the token file is there (not "no token was found")."""
+    (tmp_path / "in").mkdir()
+    config_path = _write_config(
+        tmp_path / "run.yaml", input=str(tmp_path / "in"), output=str(tmp_path / "out")
+    )
+    result = _submit(ray_head, config_path, _clean_env(ray_head.home))
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("clipnote: set RAY_AUTH_MODE=token: "), lines[0]
+    assert f"{ray_head.home}/.ray/auth_token" in lines[0]
+
+
+def test_a_head_without_its_job_agent_is_one_line_fix_first(tmp_path: Path) -> None:
+    """Another process holds the head's dashboard-agent port (as another Ray on the machine
+    does with the default): the head starts without a job agent, and submit says what to do in
+    one line instead of "RuntimeError: Request failed with status code 500"."""
+    import socket
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        with _started_head(agent_port=squatter.getsockname()[1]) as head:
+            (tmp_path / "in").mkdir()
+            config_path = _write_config(
+                tmp_path / "run.yaml", input=str(tmp_path / "in"), output=str(tmp_path / "out")
+            )
+            result = _submit(head, config_path, head.client_env())
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(
+        "clipnote: start the Ray head with a free --dashboard-agent-listen-port: "
+    ), lines[0]
