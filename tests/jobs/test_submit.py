@@ -408,6 +408,7 @@ def test_a_missing_auth_mode_is_one_line_fix_first(ray_head: Head, tmp_path: Pat
     assert f"{ray_head.home}/.ray/auth_token" in lines[0]
 
 
+@pytest.mark.slow  # a Ray head of its own
 def test_a_head_without_its_job_agent_is_one_line_fix_first(tmp_path: Path) -> None:
     """Another process holds the head's dashboard-agent port (as another Ray on the machine
     does with the default): the head starts without a job agent, and submit says what to do in

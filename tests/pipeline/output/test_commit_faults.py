@@ -28,7 +28,7 @@ from benchmarks.reliability import (
     put_videos,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.trials]  # CI runs them after the test command
 
 TRIALS = int(os.environ.get("CLIPNOTE_FAULT_TRIALS", "10"))
 VIDEOS = 3
