@@ -10,6 +10,13 @@ whether torch ended up in `sys.modules`. `--before` names a checkout of another 
 with `git worktree add`); both trees run with this interpreter, interleaved run by run, so
 one command gives both columns and their ratio. `python -X importtime -c "import
 pipeline.run"`'s total (the cumulative time of `pipeline.run`) is measured the same way.
+
+    python -m benchmarks.cold_start --demo 3
+
+`clipnote demo` end to end, `--demo` times in a row: the command's wall time from the parent,
+the pipeline's own seconds from the run record (`seconds`: `run_pipeline` from start to run
+record), and the share of the wall time spent outside the pipeline (interpreter start,
+imports, toy videos, Ray's start and stop, the captions table).
 """
 
 from __future__ import annotations
@@ -96,6 +103,32 @@ def measure(trees: dict[str, Path], modules: tuple[str, ...], repeats: int) -> d
     return out
 
 
+def demo_runs(repeats: int) -> dict:
+    """`clipnote demo` `repeats` times: wall s, pipeline s and the share outside, medians."""
+    import tempfile
+
+    runs = []
+    for i in range(repeats):
+        out = Path(tempfile.mkdtemp(prefix="clipnote-demo-bench-")) / str(i)
+        load = os.getloadavg()[0]
+        started = time.perf_counter()
+        subprocess.run(
+            [str(Path(sys.executable).parent / "clipnote"), "demo", "--out", str(out)],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        wall = time.perf_counter() - started
+        record = json.loads((out / "output" / "_runs" / "demo.json").read_text())
+        runs.append({"wall_s": wall, "pipeline_s": record["seconds"], "load_1m": load})
+    wall = statistics.median(r["wall_s"] for r in runs)
+    outside = statistics.median(1 - r["pipeline_s"] / r["wall_s"] for r in runs)
+    return {
+        "demo_wall_s": round(wall, 2),
+        "demo_pipeline_s": round(statistics.median(r["pipeline_s"] for r in runs), 2),
+        "demo_outside_pipeline_share": round(outside, 3),
+        "runs": [{k: round(v, 2) for k, v in r.items()} for r in runs],
+    }
+
+
 def format_table(result: dict) -> str:
     lines = ["| import | variant | wall s | peak RSS MB | torch loaded |", "|---|---|---|---|---|"]
     for module, row in result["modules"].items():
@@ -125,7 +158,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--before", type=Path, help="a checkout of the commit to compare with")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--modules", nargs="+", default=list(MODULES))
+    parser.add_argument("--demo", type=int, default=0, help="time `clipnote demo` N times")
     args = parser.parse_args(argv)
+    if args.demo:
+        print(json.dumps(demo_runs(args.demo), indent=2))
+        return
     trees = {"after": ROOT} if args.before is None else {"before": args.before, "after": ROOT}
     result = measure(trees, tuple(args.modules), args.repeats)
     result["machine"] = (

@@ -3,6 +3,7 @@
     python -m benchmarks.decode [--videos 2] [--repeats 3]
     python -m benchmarks.decode --memory   # peak RSS: 1-minute vs 30-minute 720p video
     python -m benchmarks.decode --poison   # Ray decode stage: 20 videos, then + poison + hang
+    python -m benchmarks.decode --isolation  # isolation's CPU cost per clip only
 
 Compared in one run, on the same files:
   clipnote   - the decode stage's own code, in process: bytes read once, the packet index
@@ -10,8 +11,9 @@ Compared in one run, on the same files:
                codec only the packets the sampled frames depend on (unasked non-reference
                frames skipped), frames turned upright, uint8 antialiased resize to 384 and a
                thumbnail per clip, clips handed on one by one
-  isolated   - the same through `decode_video_rows` with isolation on (a supervised child per
-               video, forked from a preloaded forkserver): parent + child CPU, and wall time
+  isolated   - the same through `decode_video_rows` with isolation on (one supervised child,
+               forked from a preloaded forkserver, serving the videos): parent + child CPU,
+               and wall time, against `decode_video_rows` with isolation off, video by video
   get_batch  - decord's index and `get_batch` decoding the 16 frames (every frame from the
                keyframe before each sampled one is decoded), the same resize
   whole-clip - decode every frame of the window with decord, then index the 16 (what the
@@ -93,15 +95,16 @@ def _settings(isolate: bool) -> DecodeSettings:
 
 def isolated_decode(paths: list[Path], repeats: int) -> dict[str, float]:
     """Parent + child CPU s per clip, wall s per video, child peak RSS, with isolation on;
-    each video is also decoded in process right after, so the two see the same load."""
-    settings = _settings(isolate=True)
+    each video is also decoded in process right after (`decode_video_rows`, isolation off:
+    the same code but for the child), so the two see the same load."""
+    settings, inline_settings = _settings(isolate=True), _settings(isolate=False)
     refs = [VideoRef(str(p), p.stat().st_size, "bench") for p in paths]
     list(decode_video_rows(refs[0], settings))  # start the forkserver outside the timing
     cpu_runs, inline_runs, wall_runs, peaks = [], [], [], []
     for _ in range(repeats):
         cpu = inline = wall = 0.0
         clips = 0
-        for path, ref in zip(paths, refs, strict=True):
+        for ref in refs:
             stats: dict[str, float] = {}
             started, parent = time.perf_counter(), time.process_time()
             rows = decode_video_rows(ref, settings, stats)
@@ -110,7 +113,7 @@ def isolated_decode(paths: list[Path], repeats: int) -> dict[str, float]:
             cpu += time.process_time() - parent + stats["child_cpu_s"]
             peaks.append(stats["child_peak_rss_mb"])
             started = time.process_time()
-            sampled_decode(path)
+            assert sum(r["status"] == "ok" for r in decode_video_rows(ref, inline_settings))
             inline += time.process_time() - started
         cpu_runs.append(cpu / clips)
         inline_runs.append(inline / clips)
@@ -282,6 +285,20 @@ def cpu_seconds_per_clip(fn, paths: list[Path], repeats: int) -> float:
     return statistics.median(runs)
 
 
+def _isolation_result(count: int, isolated: dict[str, float]) -> dict[str, object]:
+    return {
+        "videos": f"{count} x {SECONDS}s {WIDTH}x{HEIGHT} H.264 @{FPS}fps, 10s windows",
+        "isolated_cpu_s_per_clip": round(isolated["cpu_s_per_clip"], 4),
+        "inline_rows_cpu_s_per_clip": round(isolated["inline_cpu_s_per_clip"], 4),
+        "isolation_cpu_overhead_same_load": round(
+            isolated["cpu_s_per_clip"] / isolated["inline_cpu_s_per_clip"] - 1, 3
+        ),
+        "isolated_wall_s_per_video": round(isolated["wall_s_per_video"], 3),
+        "isolated_child_peak_rss_mb": round(isolated["child_peak_rss_mb"], 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--videos", type=int, default=2)
@@ -289,6 +306,7 @@ def main() -> None:
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--memory", action="store_true", help="peak RSS, 1 vs 30 minutes")
     parser.add_argument("--poison", action="store_true", help="Ray run with poison + hang")
+    parser.add_argument("--isolation", action="store_true", help="isolation's cost only")
     parser.add_argument("--stall-s", type=float, default=10.0, help="decode.stall_s (--poison)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -299,6 +317,10 @@ def main() -> None:
         print(json.dumps(peak_memory(), indent=2))
         return
     paths = videos(args.videos)
+    if args.isolation:
+        isolated = isolated_decode(paths, args.repeats)
+        print(json.dumps(_isolation_result(args.videos, isolated), indent=2))
+        return
     ours = cpu_seconds_per_clip(sampled_decode, paths, args.repeats)
     get_batch = cpu_seconds_per_clip(get_batch_decode, paths, args.repeats)
     whole = cpu_seconds_per_clip(whole_clip_decode, paths, args.repeats)
@@ -306,12 +328,7 @@ def main() -> None:
     result = {
         "videos": f"{args.videos} x {SECONDS}s {WIDTH}x{HEIGHT} H.264 @{FPS}fps, 10s windows",
         "clipnote_cpu_s_per_clip": round(ours, 4),
-        "isolated_cpu_s_per_clip": round(isolated["cpu_s_per_clip"], 4),
-        "isolation_cpu_overhead_same_load": round(
-            isolated["cpu_s_per_clip"] / isolated["inline_cpu_s_per_clip"] - 1, 3
-        ),
-        "isolated_wall_s_per_video": round(isolated["wall_s_per_video"], 3),
-        "isolated_child_peak_rss_mb": round(isolated["child_peak_rss_mb"], 1),
+        **_isolation_result(args.videos, isolated),
         "get_batch_cpu_s_per_clip": round(get_batch, 4),
         "whole_clip_cpu_s_per_clip": round(whole, 4),
         "speedup_vs_get_batch": round(get_batch / ours, 2),

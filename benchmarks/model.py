@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -80,12 +81,7 @@ def bench_captioning(model, frames: int, clips: int, batch: int, tokens: int, re
     rng = np.random.default_rng(0)
     size = model.config.image_size
     data = [rng.integers(0, 256, (frames, size, size, 3), dtype=np.uint8) for _ in range(clips)]
-    # Fixed answer length so both variants do the same work: no stop token is ever produced.
-    settings = GenerationSettings(max_new_tokens=tokens)
-    stop = model.tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    with torch.no_grad():
-        model.language_model.get_output_embeddings().weight[stop] = -1e4
-
+    settings = fixed_length(model, tokens)
     prompt = tokenize_with_video(build_prompt("Describe the video."), model.tokenizer)
 
     def run(step: int) -> None:
@@ -98,6 +94,58 @@ def bench_captioning(model, frames: int, clips: int, batch: int, tokens: int, re
     single = median_seconds(lambda: run(1), repeats)
     return {"clips_per_s_batched": clips / batched, "clips_per_s_single": clips / single,
             "speedup": single / batched}  # fmt: skip
+
+
+def fixed_length(model, tokens: int) -> GenerationSettings:
+    """Settings whose answers are exactly `tokens` long: the stop id is one past the vocabulary,
+    which the model can never pick. Its logits stay as they are (no offset on any of them), so
+    the work measured is the work of a real answer."""
+    unreachable = model.language_model.get_output_embeddings().weight.shape[0]
+    return GenerationSettings(max_new_tokens=tokens, stop_ids=(unreachable,))
+
+
+def fixed_length_answers(model, batch: int, tokens: int) -> list[list[int]]:
+    """The benchmark's own answers for a seeded batch (a test checks their length)."""
+    video, prompt = _seeded_video(model, batch)
+    return generate_ids(model, video, [prompt] * batch, fixed_length(model, tokens))
+
+
+def _seeded_video(model, batch: int) -> tuple[torch.Tensor, list[int]]:
+    rng = np.random.default_rng(0)
+    size = model.config.image_size
+    clips = [rng.integers(0, 256, (8, size, size, 3), dtype=np.uint8) for _ in range(batch)]
+    prompt = tokenize_with_video(build_prompt("Describe the video."), model.tokenizer)
+    return model.encode_frames(clips), prompt
+
+
+def bench_generation_vs_transformers(model, batch: int, tokens: int, repeats: int) -> dict:
+    """tokens/s of `generate_ids` against transformers' `generate()` on the same prompt
+    embeddings, greedy, both exactly `tokens` long (no stop reachable), in one process."""
+    video, prompt = _seeded_video(model, batch)
+    settings = fixed_length(model, tokens)
+    lm = model.language_model
+    lm.generation_config.eos_token_id = None  # transformers: run to max_new_tokens as well
+
+    def ours() -> None:
+        generate_ids(model, video, [prompt] * batch, settings)
+
+    def theirs() -> None:
+        with torch.inference_mode():
+            embedded = model.embed_prompts([prompt] * batch, video)
+            out = lm.generate(
+                inputs_embeds=embedded.embeds, attention_mask=embedded.attention_mask,
+                max_new_tokens=tokens, do_sample=False, pad_token_id=0,
+            )  # fmt: skip
+            assert out.shape[1] == tokens, out.shape
+
+    # Interleaved, one of each per repeat (the first pair is the warm-up): a busy machine
+    # slows both alike.
+    pairs = [(median_seconds(ours, 1, 0), median_seconds(theirs, 1, 0)) for _ in range(repeats)]
+    mine = statistics.median(p[0] for p in pairs[1:] or pairs)
+    reference = statistics.median(p[1] for p in pairs[1:] or pairs)
+    return {"tokens_per_s": batch * tokens / mine,
+            "tokens_per_s_transformers": batch * tokens / reference,
+            "ratio": reference / mine}  # fmt: skip
 
 
 def bench_resampler(frames, tokens_per_frame, vision_dim, dim, group, queries, batch, device,
@@ -120,12 +168,22 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    torch.manual_seed(0)  # random weights, the same every run
+    # Denormals in random-weight activations would take a slow path on x86 CPUs that real
+    # weights rarely hit; flushing them to zero keeps the CPU numbers about the real work.
+    flush = torch.set_flush_denormal(True)
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
         + (torch.cuda.get_device_name() if device.type == "cuda" else "CPU"),
         "torch": torch.__version__,
+        "flush_denormal": flush,
+        "load_average": os.getloadavg(),
     }
     tiny = build_model(TINY_TEXT, TINY_VISION, group=8, queries=16, device=device, dtype=dtype)
+    for batch in (1, 8, 16):
+        results[f"generate_tiny_b{batch}_64tok_vs_transformers"] = bench_generation_vs_transformers(
+            tiny, batch, 64, args.repeats
+        )
     results["caption_tiny_8f_16clips_b8_24tok"] = bench_captioning(
         tiny, frames=8, clips=16, batch=8, tokens=24, repeats=args.repeats
     )

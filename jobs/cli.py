@@ -221,6 +221,9 @@ EndpointOpt = Annotated[
     str | None, typer.Option("--endpoint-url", help="S3-compatible endpoint (MinIO, Ceph, R2)")
 ]
 RegionOpt = Annotated[str | None, typer.Option("--region", help="S3 region")]
+AllowFilesOpt = Annotated[
+    bool, typer.Option("--allow-files", help="let the SQL read files outside OUTPUT")
+]
 
 
 def _storage(endpoint_url: str | None, region: str | None):
@@ -237,14 +240,17 @@ def query(
         str, typer.Option("--format", help="table | json (one object per line) | csv | parquet")
     ] = "table",
     out: Annotated[str | None, typer.Option("--out", help="write here (path or s3://)")] = None,
+    allow_files: AllowFilesOpt = False,
     endpoint_url: EndpointOpt = None,
     region: RegionOpt = None,
 ) -> None:
-    """DuckDB SQL over the committed output, streamed (clips = latest annotation per clip)."""
+    """DuckDB SQL over the committed output, streamed (clips = latest annotation per clip).
+    Read-only: one query, and no file outside OUTPUT unless --allow-files."""
     from jobs.query import run_query
 
     with user_errors():
-        run_query(output, sql, fmt, out, _storage(endpoint_url, region), console)  # type: ignore[arg-type]
+        storage = _storage(endpoint_url, region)
+        run_query(output, sql, fmt, out, storage, console, allow_files=allow_files)  # type: ignore[arg-type]
 
 
 @app.command()
@@ -277,6 +283,7 @@ def report(
         str | None, typer.Option("--where", help="SQL condition on the clips view")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", help="at most this many cards")] = 2000,
+    allow_files: AllowFilesOpt = False,
     endpoint_url: EndpointOpt = None,
     region: RegionOpt = None,
 ) -> None:
@@ -284,7 +291,8 @@ def report(
     from jobs.report_html import write_report
 
     with user_errors():
-        data = write_report(output, out, _storage(endpoint_url, region), where, limit)
+        storage = _storage(endpoint_url, region)
+        data = write_report(output, out, storage, where, limit, allow_files)
         console.print(
             f"wrote {out}: {len(data.clips)} of {data.matched} clips, {len(data.runs)} runs",
             soft_wrap=True,

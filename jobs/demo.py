@@ -55,9 +55,12 @@ def show_captions(summary: RunSummary, truth: dict[str, dict], console: Console)
 def run_demo(
     out_dir: Path, count: int = 6, console: Console | None = None, verbose: bool = False
 ) -> RunSummary:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jobs.ray_session import connect
+
     console = console or Console()
     videos = out_dir / "videos"
-    truth = make_demo_videos(videos, count)
     config = build_config(
         {
             "input": str(videos),
@@ -67,6 +70,10 @@ def run_demo(
             "model": {"source": "toy", "batch_size": 8},
         }
     )
+    with ThreadPoolExecutor(1) as pool:  # Ray's start (seconds) overlaps encoding the videos
+        made = pool.submit(make_demo_videos, videos, count)
+        connect(verbose=verbose)
+        truth = made.result()
     summary = run_with_display(config, console, verbose=verbose)
     matches = show_captions(summary, truth, console)
     console.print(f"{matches}/{count} captions match the truth. Parquet: {summary.output}/clips")

@@ -16,7 +16,8 @@ seconds (actor time, a batch's time shared by its clips) and tokens generated. F
   weights plus per-clip memory (vision activations of the frames, the KV cache of prompt +
   video tokens + new tokens, the logits), estimated from the checkpoint's config;
 - what that means for `cluster.yaml`: GPU nodes (1 GPU each) and decode nodes (32 CPUs each,
-  the GPU nodes' own CPUs counted first).
+  the GPU nodes' own decode CPUs counted first: of a GPU node's 8 CPUs it advertises 6 to Ray,
+  keeping 2 for the annotate actor's own thread, and the actor holds 1 of the 6).
 
 Numbers are measured on the machine `plan` runs on: run it where the run will run (on the
 cluster: `clipnote submit` a plan, or a GPU node) for GPU timings. The sample's per-clip
@@ -41,7 +42,15 @@ T = TypeVar("T")
 DECODE_HEADROOM = 1.25
 GPU_MEMORY_USABLE = 0.85
 DECODE_NODE_CPUS = 32  # cluster.yaml's decode node type
-GPU_NODE_CPUS = 8  # cluster.yaml's gpu node type (1 GPU); one CPU kept for the actor
+GPU_NODE_CPUS = 8
+"""vCPUs of cluster.yaml's gpu node type (g6e.2xlarge: 1 GPU, 8 vCPUs)."""
+GPU_NODE_RAY_CPUS = 6
+"""CPUs that node type advertises to Ray (its `resources`): the other 2 are never scheduled, so
+the annotate actor's own Python thread and CUDA launches do not compete with decode processes."""
+ACTOR_CPUS = 1
+"""Of the advertised CPUs, what the annotate actor holds (`resources.cpus_per_actor`)."""
+GPU_NODE_DECODE_CPUS = GPU_NODE_RAY_CPUS - ACTOR_CPUS
+"""What decode gets on each GPU node."""
 
 
 @dataclass
@@ -115,7 +124,7 @@ def predict(
     sample_rate = m.rate
     overhead = max(0.0, m.wall_s - (m.clips / sample_rate if sample_rate > 0 else 0.0))
     wall = overhead + (total_clips / rate if rate > 0 else 0.0)
-    usable_on_gpu_nodes = gpus * (GPU_NODE_CPUS - 1)
+    usable_on_gpu_nodes = gpus * GPU_NODE_DECODE_CPUS
     decode_nodes = max(0, math.ceil((cpus - usable_on_gpu_nodes) / DECODE_NODE_CPUS))
     return Plan(
         total_videos=total_videos, total_clips=total_clips, gpus=gpus, decode_cpus=cpus,
@@ -308,9 +317,11 @@ def format_plan(measure: SampleMeasure, plan: Plan, local: dict[str, Any]) -> st
         f"with {plan.gpus} GPU(s) and {plan.decode_cpus:g} decode CPUs: {plan.clips_per_s:.2f} "
         f"clips/s ({plan.bottleneck}-bound), wall ~{hms(plan.wall_s)}, "
         f"{plan.gpu_hours:.2f} GPU-hours",
-        f"cluster.yaml: gpu workers {plan.gpu_nodes} (1 GPU, {GPU_NODE_CPUS} CPUs each), "
-        f"decode workers {plan.decode_nodes} ({DECODE_NODE_CPUS} CPUs each): set min_workers/"
-        "max_workers of those node types to at least these",
+        f"cluster.yaml: gpu workers {plan.gpu_nodes} (1 GPU, {GPU_NODE_CPUS} CPUs each, "
+        f"{GPU_NODE_RAY_CPUS} advertised to Ray: {GPU_NODE_CPUS - GPU_NODE_RAY_CPUS} kept for the "
+        f"annotate actor, {GPU_NODE_DECODE_CPUS} decode), decode workers {plan.decode_nodes} "
+        f"({DECODE_NODE_CPUS} CPUs each): set min_workers/max_workers of those node types to "
+        "at least these",
         "(timings are this machine's: plan on the cluster's GPU nodes for GPU numbers)",
     ]
     return "\n".join(lines)

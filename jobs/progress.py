@@ -8,6 +8,7 @@ seconds and once at the end, so logs stay readable.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -86,15 +87,19 @@ class ProgressDisplay:
 def run_with_display(
     config: RunConfig, console: Console, verbose: bool = False, **run_options: Any
 ) -> RunSummary:
-    """Connect to Ray, run `config` with the progress display on stderr, print the summary."""
-    from jobs.ray_session import connect
+    """Run `config` with the progress display on stderr, print the summary. Ray is joined or
+    started only once the run has work (`run_pipeline`'s `connect`)."""
+    from jobs.ray_session import check_ray_address, connect
     from jobs.report import print_summary
     from pipeline.run import run_pipeline
 
-    connect(verbose=verbose)
+    if os.environ.get("RAY_ADDRESS"):  # a cluster named but down: say so before any work
+        check_ray_address(os.environ["RAY_ADDRESS"])
     display = ProgressDisplay(stream=sys.stderr)
     try:
-        summary = run_pipeline(config, on_progress=display, **run_options)
+        summary = run_pipeline(
+            config, on_progress=display, connect=lambda: connect(verbose=verbose), **run_options
+        )
     finally:
         display.close()
     print_summary(summary, console)

@@ -14,6 +14,11 @@ Why this shape:
   DuckDB spills what it must hold (sorts, the `clips` view's windows) to a temp directory.
 - A mistake in the SQL is the user's: `QueryError` carries DuckDB's own message (which says
   where the mistake is) and the command exits 2.
+- Read-only by default: one statement, a query (`SELECT`, `WITH`, `DESCRIBE`, `EXPLAIN`...),
+  never `COPY`, `ATTACH`, `INSTALL` or `SET`; DuckDB's file access is limited to the output's
+  own folder (`allowed_directories` with `enable_external_access` off, then the configuration
+  locked), so `read_csv('/etc/passwd')` is refused. `allow_files=True` (`--allow-files`) lifts
+  the folder limit for people who join their own files; the rest stays.
 
 Python:
     con = connect("s3://bucket/out", StorageOptions(endpoint_url=...))
@@ -26,7 +31,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import shutil
 import tempfile
+import weakref
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
@@ -79,6 +86,11 @@ def sql_errors() -> Iterator[None]:
         yield
     except duckdb.IOException:
         raise
+    except duckdb.PermissionException as err:
+        raise QueryError(
+            f"{str(err).strip()} (clipnote reads only the output's own files; --allow-files "
+            "lifts that)"
+        ) from err
     except _USER_ERRORS as err:
         raise QueryError(str(err).strip()) from err
 
@@ -90,27 +102,41 @@ def connect(
     memory_limit: str | None = None,
     temp_directory: str | None = None,
     threads: int | None = None,
+    allow_files: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the `clips`, `clips_all` and `runs` views of `output`.
 
     The views are a snapshot of what was committed when this ran; connect again to see later
     commits. `memory_limit` (e.g. "512MB") bounds what DuckDB holds before spilling to
-    `temp_directory` (a fresh temp dir by default).
+    `temp_directory` (a fresh temp dir by default, removed with the connection). Files outside
+    `output` cannot be read unless `allow_files`; the configuration is locked either way.
     """
+    own_temp = None if temp_directory else tempfile.mkdtemp(prefix="clipnote-duckdb-")
     config: dict[str, Any] = {
-        "temp_directory": temp_directory or tempfile.mkdtemp(prefix="clipnote-duckdb-"),
+        "temp_directory": temp_directory or own_temp,
         # no extension is installed or loaded behind the user's back: S3 goes through fsspec
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
+        "allow_community_extensions": False,
     }
     if memory_limit:
         config["memory_limit"] = memory_limit
     if threads:
         config["threads"] = threads
     con = duckdb.connect(":memory:", config=config)
+    if own_temp is not None:  # each query once left an empty folder behind
+        weakref.finalize(con, shutil.rmtree, own_temp, ignore_errors=True)
     con.execute("SET enable_progress_bar = false")  # it writes to stdout, where results go
-    register_views(con, output, options)
+    snap = register_views(con, output, options)
+    if not allow_files:
+        root = snap.output.rstrip("/") + "/"
+        con.execute("SET allowed_directories = ?", [[root]])
+        con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
     return con
+
+
+_READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
 def query(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelation | None:
@@ -118,6 +144,13 @@ def query(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelation |
     DuckDB refuses it."""
     if not sql.strip():
         raise QueryError("the query is empty")
+    with sql_errors():
+        statements = duckdb.extract_statements(sql)
+    if len(statements) != 1:
+        raise QueryError(f"one statement at a time, got {len(statements)}")
+    if statements[0].type not in _READ_ONLY:
+        kind = statements[0].type.name
+        raise QueryError(f"{kind}: clipnote query only reads (SELECT, WITH, DESCRIBE, EXPLAIN)")
     with sql_errors():
         return con.sql(sql)
 
@@ -327,13 +360,14 @@ def run_query(
     options: StorageOptions | None = None,
     console: Any = None,
     memory_limit: str | None = None,
+    allow_files: bool = False,
 ) -> int:
     """What `clipnote query` does: connect, run, stream the result out; rows written."""
     if fmt not in FORMATS:
         raise QueryError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt == "parquet" and out is None:
         raise QueryError("--format parquet needs --out FILE")
-    con = connect(output, options, memory_limit=memory_limit)
+    con = connect(output, options, memory_limit=memory_limit, allow_files=allow_files)
     try:
         reader = record_batches(query(con, sql))
         return write_result(reader, fmt, out, options, console)

@@ -17,6 +17,11 @@ from pipeline.core.errors import Unreachable
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _PROBE_TIMEOUT_S = 5.0
+LOCAL_SYSTEM_CONFIG = {"idle_worker_killing_time_threshold_ms": 60_000}
+"""A local Ray keeps an idle worker for a minute, not Ray's default second: a decode worker
+carries a warm forkserver and decode child, and the annotate actor pushes the worker count
+past Ray's soft limit (the CPU count), so with the default the decode workers were killed
+between stages and each fresh one paid seconds of imports again (BENCHMARKS.md, pipeline)."""
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
@@ -81,7 +86,7 @@ def connect(num_cpus: int | None = None, verbose: bool = False) -> None:
         # address="local": a new Ray, even when a `ray start` cluster runs on this machine.
         ray.init(
             address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=verbose,
-            logging_level=level, _node_ip_address="127.0.0.1",
+            logging_level=level, _node_ip_address="127.0.0.1", _system_config=LOCAL_SYSTEM_CONFIG,
         )  # fmt: skip
     if not verbose:
         _quiet_ray_data()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import posixpath
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +33,6 @@ from pipeline.core.status import STATUS_OK
 from pipeline.core.storage import StorageOptions
 
 DEFAULT_LIMIT = 2000
-TAG_SEP = "\x1f"  # tags never contain it; the page splits data-tags on it
 CARD_COLUMNS = (
     "clip_id", "video_uri", "clip_index", "start_s", "end_s", "caption", "tags", "tag_scores",
     "thumbnail", "status", "error", "run_id",
@@ -56,21 +56,25 @@ def load_report_data(
     options: StorageOptions | None = None,
     where: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    allow_files: bool = False,
 ) -> ReportData:
-    """The cards' rows (streamed from DuckDB, at most `limit`) and every run's stats."""
-    from jobs.query import QueryError, connect, iter_batches, query, record_batches
+    """The cards' rows (streamed from DuckDB, at most `limit`) and every run's stats.
+
+    `where` is bound as one expression on the `clips` relation, never pasted into SQL: a
+    `--where` holding `1) ; COPY ...` once ran the `COPY`."""
+    from jobs.query import QueryError, connect, iter_batches, record_batches, sql_errors
 
     if limit < 1:
         raise QueryError("--limit: must be at least 1")
-    condition = f"({where})" if where and where.strip() else "TRUE"
-    con = connect(output, options)
+    con = connect(output, options, allow_files=allow_files)
     try:
-        [(matched,)] = query(con, f"SELECT count(*) FROM clips WHERE {condition}").fetchall()
-        cards = query(
-            con,
-            f"SELECT {', '.join(CARD_COLUMNS)} FROM clips WHERE {condition} "
-            f"ORDER BY video_uri, clip_index LIMIT {int(limit)}",
-        )
+        with sql_errors():
+            rel = con.table("clips")
+            if where and where.strip():
+                rel = rel.filter(where)
+            [(matched,)] = rel.aggregate("count(*)").fetchall()
+            cards = rel.project(", ".join(CARD_COLUMNS)).order("video_uri, clip_index")
+            cards = cards.limit(int(limit))
         clips = [row for batch in iter_batches(record_batches(cards)) for row in batch.to_pylist()]
         runs = run_stats(con)
     finally:
@@ -88,12 +92,17 @@ def write_report(
     options: StorageOptions | None = None,
     where: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    allow_files: bool = False,
 ) -> ReportData:
-    """Build the report of `output` and write it to `out` (a path or `s3://` URI)."""
-    from pipeline.core.storage import write_bytes
+    """Build the report of `output` and write it to `out` (a path or `s3://` URI).
 
-    data = load_report_data(output, options, where, limit)
-    write_bytes(out, render_html(data).encode("utf-8"), options)
+    A local `out` is made absolute first: a bare `report.html` once had its own name taken
+    for its folder, leaving a directory `report.html` and an `IsADirectoryError`."""
+    from pipeline.core.storage import is_remote, write_bytes
+
+    data = load_report_data(output, options, where, limit, allow_files)
+    target = out if is_remote(out) else os.path.abspath(os.path.expanduser(out))
+    write_bytes(target, render_html(data).encode("utf-8"), options)
     return data
 
 
@@ -104,11 +113,18 @@ def _e(text: Any) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
+def _member_of(uri: str) -> tuple[str, str | None]:
+    """(`shard.tar`, member) of a `shard.tar#member` URI, or (uri, None)."""
+    index = uri.lower().find(".tar#")
+    if index < 0:
+        return uri, None
+    return uri[: index + 4], uri[index + 5 :]
+
+
 def source_link(uri: str, start_s: float | None, end_s: float | None, endpoint: str | None) -> str:
-    """A URL that opens the source video (a tar member: its shard) at the clip's time range."""
-    base = uri
-    if ".tar#" in uri:
-        base = uri.split(".tar#", 1)[0] + ".tar"
+    """A URL that opens the source video at the clip's time range; a tar member's opens its
+    shard, with the member's name (encoded whole) as the fragment, so the link names it."""
+    base, member = _member_of(uri)
     if base.startswith("s3://"):
         bucket, _, key = base[len("s3://") :].partition("/")
         if endpoint:
@@ -119,7 +135,9 @@ def source_link(uri: str, start_s: float | None, end_s: float | None, endpoint: 
         url = base
     else:
         url = "file://" + quote(posixpath.abspath(base) if base.startswith("/") else base)
-    if base == uri and start_s is not None and end_s is not None:
+    if member is not None:
+        url += "#" + quote(member, safe="")
+    elif start_s is not None and end_s is not None:
         url += f"#t={start_s:.2f},{end_s:.2f}"
     return url
 
@@ -133,7 +151,8 @@ def render_card(row: dict[str, Any], endpoint: str | None = None) -> str:
     scores = _scores(row)
     status = row.get("status") or STATUS_OK
     thumb = row.get("thumbnail")
-    name = row["video_uri"].rsplit("/", 1)[-1]
+    shard, member = _member_of(row["video_uri"])
+    name = member if member is not None else shard.rsplit("/", 1)[-1]
     if thumb:
         data = base64.b64encode(thumb).decode("ascii")
         media = (
@@ -156,7 +175,7 @@ def render_card(row: dict[str, Any], endpoint: str | None = None) -> str:
         body = f'<p class="caption error"><b>{_e(status)}</b> {_e(row.get("error"))}</p>'
     link = source_link(row["video_uri"], start, end, endpoint)
     return (
-        f'<article class="card" data-tags="{_e(TAG_SEP.join(tags))}" data-status="{_e(status)}"'
+        f'<article class="card" data-tags="{_e(json.dumps(tags))}" data-status="{_e(status)}"'
         f' data-clip="{_e(row.get("clip_id"))}">{media}'
         f'<div class="meta"><a class="src" href="{_e(link)}" title="{_e(row["video_uri"])}">'
         f'{_e(name)}</a> <span class="time">{_e(span)}</span></div>'
@@ -297,12 +316,14 @@ gap:6px}
 _JS = r"""
 (function () {
   "use strict";
-  var SEP = "\u001f";
+  function decoded(v) {  // a hand-typed `#q=%` is not valid percent-encoding: keep it as typed
+    try { return decodeURIComponent(v); } catch (e) { return v; }
+  }
   var cards = Array.prototype.slice.call(document.querySelectorAll(".card"));
   var items = cards.map(function (el) {
     var cap = el.querySelector(".caption");
     var src = el.querySelector(".src");
-    var tags = (el.getAttribute("data-tags") || "").split(SEP).filter(Boolean);
+    var tags = JSON.parse(el.getAttribute("data-tags") || "[]");  // a list: never split
     return {
       el: el,
       tags: new Set(tags),
@@ -375,9 +396,9 @@ _JS = r"""
       if (i < 0) { return; }
       var k = kv.slice(0, i), v = kv.slice(i + 1);
       if (k === "tags") {
-        v.split(",").filter(Boolean).forEach(function (t) { selected.add(decodeURIComponent(t)); });
-      } else if (k === "q") { q.value = decodeURIComponent(v); }
-      else if (k === "status") { statusBox.value = decodeURIComponent(v); }
+        v.split(",").filter(Boolean).forEach(function (t) { selected.add(decoded(t)); });
+      } else if (k === "q") { q.value = decoded(v); }
+      else if (k === "status") { statusBox.value = decoded(v); }
     });
     apply(false);
   }
@@ -406,6 +427,9 @@ def render_html(data: ReportData) -> str:
     where = f" where <code>{_e(data.where)}</code>" if data.where else ""
     title = f"clipnote report: {data.output}"
     meta = json.dumps({"output": data.output, "matched": data.matched, "cards": shown})
+    # JSON inside <script> is not HTML-escaped (JSON.parse would see `&quot;`): `<`, `>` and
+    # `&` become JSON escapes instead, so no `</script>` can end it early.
+    meta = meta.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -422,6 +446,6 @@ def render_html(data: ReportData) -> str:
         f'<span id="count">{shown} of {shown} clips shown</span>'
         '<div id="chips" class="chips" aria-label="filter by tag"></div></div>'
         f'<main class="grid" id="cards">{cards}</main>'
-        f'<script type="application/json" id="report-meta">{_e(meta)}</script>'
+        f'<script type="application/json" id="report-meta">{meta}</script>'
         f"<script>{_JS}</script></body></html>\n"
     )

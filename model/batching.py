@@ -77,3 +77,11 @@ def cache_of(output: Any) -> Any:
     """The KV cache a language-model output carries, under either name."""
     cache = getattr(output, "cache", None)
     return cache if cache is not None else output.past_key_values
+
+
+def crop_cache(cache: Any, length: int) -> None:
+    """Cut a KV cache back to its first `length` positions. A negative `crop` removes that
+    many positions in every transformers version (5.x refuses the older absolute form)."""
+    extra = cache.get_seq_length() - length
+    if extra > 0:
+        cache.crop(-extra)

@@ -109,4 +109,26 @@ def load_model(
     model.processor = FrameProcessor.from_checkpoint(root, default_size=config.image_size)
     name = str(source).rstrip("/").rsplit("/", 1)[-1] or "checkpoint"
     model.model_id = f"{name}@{weights_digest(files)[:12]}"
-    return model.to(dtype=dtype).eval()
+    return cast_keeping_computed_buffers(model, dtype).eval()
+
+
+def cast_keeping_computed_buffers(model: TinyLlavaVideo, dtype: torch.dtype) -> TinyLlavaVideo:
+    """`model.to(dtype)`, except the floating buffers computed at build time (non-persistent).
+
+    The published code builds those in fp32 and never stores them (the language model's rotary
+    `inv_freq` and `original_inv_freq`): transformers' `from_pretrained` never casts them, so
+    neither may we. In bf16 `inv_freq` is off by up to ~0.4%, about 0.7 rad of rotary phase at
+    position 640, and every generated token sits past the 512 video tokens.
+    """
+    kept = {
+        (module, name): buffer
+        for module in model.modules()
+        for name, buffer in module._buffers.items()
+        if buffer is not None
+        and name in module._non_persistent_buffers_set
+        and buffer.is_floating_point()
+    }
+    model.to(dtype=dtype)
+    for (module, name), buffer in kept.items():
+        module._buffers[name] = buffer
+    return model

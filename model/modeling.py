@@ -25,7 +25,14 @@ from transformers import Qwen2ForCausalLM
 
 from .batching import PromptBatch, cache_kwarg_name, pad_rows
 from .configuration import IMAGE_TOKEN_INDEX, TinyLlavaVideoConfig
-from .generation import Answer, GenerationSettings, answer_question
+from .generation import (
+    Answer,
+    GenerationSettings,
+    SharedPrefix,
+    answer_question,
+    question_ids,
+    share_prefix,
+)
 from .processing import FrameProcessor
 from .resampler import build_resampler
 from .tags import (
@@ -114,13 +121,15 @@ class TinyLlavaVideo(nn.Module):
         """Token rows with one `-200` each -> spliced, padded embeddings.
 
         Rows longer than the checkpoint's `tokenizer_model_max_length` are cut there, as the
-        published model does.
+        published model does. The placeholder is found on the host, in the token list: a
+        search on the device would wait for it once per row.
         """
         embed = self.language_model.get_input_embeddings()
         rows = []
-        for i, ids in enumerate(prompts):
-            ids = torch.as_tensor(ids, dtype=torch.long, device=self.device)
-            holes = (ids == IMAGE_TOKEN_INDEX).nonzero().flatten().tolist()
+        for i, row_ids in enumerate(prompts):
+            host = row_ids.tolist() if isinstance(row_ids, torch.Tensor) else list(row_ids)
+            holes = [at for at, token in enumerate(host) if token == IMAGE_TOKEN_INDEX]
+            ids = torch.tensor(host, dtype=torch.long, device=self.device)
             if len(holes) > 1:
                 raise ValueError(f"prompt {i} holds {len(holes)} video placeholders; one allowed")
             if holes and video_embeds is None:
@@ -177,21 +186,36 @@ class TinyLlavaVideo(nn.Module):
 
     # --- annotation: questions asked of visual tokens from `encode_frames` --------------------
 
+    def share_prefix(self, video: torch.Tensor, prompts: list[str]) -> SharedPrefix | None:
+        """Prefill once what the questions `prompts` share (system prompt, the video) for
+        `caption` and `generate_tags` to continue from (`generation.SharedPrefix`)."""
+        rows = [question_ids(self, prompt) for prompt in prompts]
+        return share_prefix(self, _visual_tokens(video), rows)
+
     def caption(
-        self, video: torch.Tensor, prompt: str, settings: GenerationSettings | None = None
+        self,
+        video: torch.Tensor,
+        prompt: str,
+        settings: GenerationSettings | None = None,
+        prefix: SharedPrefix | None = None,
     ) -> list[Answer]:
         """Each video's answer to `prompt`; greedy, 64 new tokens at most, unless `settings`
-        say otherwise. `video`: visual tokens `[B, num_queries, D]` from `encode_frames`."""
+        say otherwise. `video`: visual tokens `[B, num_queries, D]` from `encode_frames`;
+        `prefix`: from `share_prefix`, the same answers for less prefill."""
         settings = settings or GenerationSettings()
-        return answer_question(self, _visual_tokens(video), prompt, settings)
+        return answer_question(self, _visual_tokens(video), prompt, settings, prefix)
 
     def generate_tags(
-        self, video: torch.Tensor, prompt: str, settings: GenerationSettings | None = None
+        self,
+        video: torch.Tensor,
+        prompt: str,
+        settings: GenerationSettings | None = None,
+        prefix: SharedPrefix | None = None,
     ) -> list[TagList]:
         """Each video's answer to a tag-list `prompt`, parsed (`tags.parse_tags`); greedy, 32
         new tokens at most, unless `settings` say otherwise."""
         settings = settings or GenerationSettings(max_new_tokens=TAG_MAX_NEW_TOKENS)
-        return list_tags(self, _visual_tokens(video), prompt, settings)
+        return list_tags(self, _visual_tokens(video), prompt, settings, prefix)
 
     def score_tags(
         self,

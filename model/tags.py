@@ -30,7 +30,13 @@ import torch
 
 from .batching import PromptBatch, VideoLM, cache_kwarg_name, cache_of
 from .configuration import IMAGE_TOKEN_INDEX
-from .generation import GenerationSettings, answer_question, generate_ids, stop_token_ids
+from .generation import (
+    GenerationSettings,
+    SharedPrefix,
+    answer_question,
+    generate_ids,
+    stop_token_ids,
+)
 from .processing import build_prompt, tokenize_with_video
 
 TaxonomyMethod = Literal["listing", "yes_no"]
@@ -82,10 +88,14 @@ class TagList:
 
 
 def list_tags(
-    model: VideoLM, video_embeds: torch.Tensor, prompt: str, settings: GenerationSettings
+    model: VideoLM,
+    video_embeds: torch.Tensor,
+    prompt: str,
+    settings: GenerationSettings,
+    prefix: SharedPrefix | None = None,
 ) -> list[TagList]:
     """Ask `prompt` (a tag-list prompt) of every video in `video_embeds` `[B, Q, D]`; parse."""
-    answers = answer_question(model, video_embeds, prompt, settings)
+    answers = answer_question(model, video_embeds, prompt, settings, prefix)
     return [TagList(parse_tags(a.text), a.text, a.num_tokens) for a in answers]
 
 

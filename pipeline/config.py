@@ -23,6 +23,7 @@ from pipeline.core.storage import StorageOptions
 from pipeline.core.strict import _Strict
 from pipeline.decode.isolation import DecodeLimits
 from pipeline.input.locations import normalize_location
+from pipeline.output.layout import RUN_ID_PATTERN
 
 TOY_MODEL = "toy"
 """`model.source` naming the toy checkpoint shipped inside the package (the default)."""
@@ -54,7 +55,8 @@ class ResourceSettings(_Strict):
     annotate_actors: int = Field(1, ge=1)
     cpus_per_actor: float = Field(1.0, gt=0)
     gpus_per_actor: float | None = Field(None, ge=0)
-    """None: one GPU per actor when the cluster has GPUs, CPU actors otherwise."""
+    """None: one GPU per actor for any checkpoint but the toy (which takes one only when the
+    cluster has GPUs); 0 runs the model on CPUs, which must be asked for (`annotate/device.py`)."""
 
 
 class DecodeBudget(_Strict):
@@ -74,9 +76,12 @@ class DecodeBudget(_Strict):
     """Objects larger than this are spilled to local scratch disk, not held in memory."""
     scratch_dir: str | None = None
     """Where spilled videos go (None: the system temp folder)."""
+    max_clips: int = Field(100_000, ge=1)
+    """Clips one video may give (its first ones are kept, then an error row says why): one
+    small file whose timestamps claim days must not claim days of GPU time."""
 
     def limits(self) -> DecodeLimits:
-        return DecodeLimits(**self.model_dump())
+        return DecodeLimits(**self.model_dump(exclude={"max_clips"}))
 
 
 class OutputSettings(_Strict):
@@ -100,7 +105,7 @@ class CommitSettings(_Strict):
 class RunConfig(_Strict):
     input: str
     output: str
-    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,128}$")
+    run_id: str | None = Field(None, pattern=rf"^{RUN_ID_PATTERN}$")
     storage: StorageSettings = StorageSettings()
     clips: ClipConfig = ClipConfig()
     sampling: SamplingConfig = SamplingConfig()

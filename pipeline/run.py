@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 
 from pipeline.annotate.checkpoint_info import describe_checkpoint, resolve_model_source
+from pipeline.annotate.device import ActorDevice, actor_device, actor_gpus
 from pipeline.annotate.fingerprint import fingerprint, model_key, settings_key
 from pipeline.annotate.settings import AnnotateSettings
 from pipeline.config import RunConfig
@@ -97,6 +98,10 @@ class RunSummary:
     """Seconds of the processed videos inside an ok clip (`pipeline.output.coverage`)."""
     video_s: float = 0.0
     """Seconds of the processed videos."""
+    device: str = ""
+    """Where the annotate actors ran the model (`cuda`, `cpu`; empty: nothing to annotate)."""
+    dtype: str = ""
+    """The dtype they ran it in."""
 
     @property
     def clips(self) -> int:
@@ -119,6 +124,7 @@ def stage_settings(config: RunConfig, run_id: str) -> tuple[DecodeSettings, Anno
         storage=options,
         thumbnail_size=config.output_options.thumbnail_size,
         limits=config.decode.limits(),
+        max_clips=config.decode.max_clips,
     )
     annotate = AnnotateSettings(
         run_id=run_id,
@@ -168,8 +174,11 @@ def run_pipeline(
     *,
     mode: RunMode = "all",
     run_date: date | None = None,
+    connect: Callable[[], None] | None = None,
 ) -> RunSummary:
-    """Run `config` on the Ray this process is connected to, committing chunk by chunk."""
+    """Run `config` on Ray, committing chunk by chunk. `connect` joins or starts Ray, called
+    only once the plan has work: a night with nothing to do never starts one (None: the
+    caller is connected already)."""
     started = time.perf_counter()
     run_id = config.run_id or new_run_id()
     run_date = run_date or datetime.now(UTC).date()
@@ -188,11 +197,14 @@ def run_pipeline(
     tracker = ChunkTracker(commit.chunk_videos, commit.chunk_seconds)
     counts: Counter = Counter()
     gpus = config.resources.gpus_per_actor
+    placement: ActorDevice | None = None
     try:
         plan = _plan(config, committer, settings_hash, mode, progress, report)
         if plan.queued:
-            if gpus is None:
-                gpus = 1.0 if cluster_has_gpus() else 0.0
+            if connect is not None:
+                connect()
+            gpus = actor_gpus(gpus, config.model.source, cluster_has_gpus)
+            placement = actor_device(gpus, config.model.dtype)
             stages = run_stages(config, decode, annotate, committer.target, gpus)
             ds = build_dataset(plan.pages, stages.decode, stages.annotate)
             for result in iter_write_results(ds, stages.write):
@@ -221,6 +233,8 @@ def run_pipeline(
             skipped=plan.skipped, processed=plan.queued, seconds=round(seconds, 3),
             gpus_per_actor=gpus, settings_key=settings_hash, model_key=annotate.model_key,
             sampling=SamplingInfo(annotate.sampling.num_frames, annotate.sampling.mode),
+            device=placement.device if placement else None,
+            dtype=placement.dtype if placement else None,
         )  # fmt: skip
         record = committer.on_write_complete(details)
     except Exception as err:
@@ -240,7 +254,8 @@ def run_pipeline(
         run_id, config.output, record, plan.listed, dict(counts), seconds, committer.files,
         skipped=plan.skipped, processed=plan.queued, chunks=committer.chunks,
         attempt=committer.attempt, mode=mode, covered_s=tracker.covered_s,
-        video_s=tracker.video_s,
+        video_s=tracker.video_s, device=placement.device if placement else "",
+        dtype=placement.dtype if placement else "",
     )  # fmt: skip
 
 

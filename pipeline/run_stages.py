@@ -104,5 +104,5 @@ def run_stages(
             workers=resources.annotate_actors,
             resources=Resources(cpus=resources.cpus_per_actor, gpus=gpus_per_actor),
         ),
-        write=PartWriter(target, config.output_options.rows_per_file),
+        write=PartWriter(target, config.output_options.rows_per_file, config.commit.chunk_videos),
     )

@@ -7,6 +7,7 @@ Ray's JSON schema; neither talks to AWS, so no credentials are needed.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,123 @@ def test_token_auth_stays_on(prepared: dict) -> None:
         assert "RAY_AUTH_MODE=token ray start" in command, command
     assert "~/.ray/auth_token" in prepared["file_mounts"]
     assert "RAY_AUTH_MODE=disabled" not in CLUSTER_YAML.read_text()
+
+
+# -- images: every node type boots on a pinned image ---------------------------------------
+
+RAY_DEFAULT_AMI_NAME = "Deep Learning AMI (Ubuntu 18.04)"
+PINNED_TAG = re.compile(
+    r"^rayproject/ray:(?P<ray>\d+\.\d+\.\d+)-py3(?P<minor>\d+)-(cpu|gpu|cu\d+)$"
+)
+DEPLOY = Path(__file__).resolve().parent.parent / "jobs" / "deploy"
+
+
+def _container_image(prepared: dict, node_type: str) -> str:
+    docker = prepared.get("docker") or {}
+    own = prepared["available_node_types"][node_type].get("docker") or {}
+    if node_type == prepared["head_node_type"]:
+        return docker.get("head_image") or docker["image"]
+    return own.get("worker_image") or docker.get("worker_image") or docker["image"]
+
+
+def test_every_node_type_names_its_host_and_container_image(prepared: dict) -> None:
+    """Nothing is left to Ray's default AMI (Python < 3.10, a driver too old for torch 2.13's
+    CUDA build): each node type names its host image, and its container image is Ray's own,
+    pinned to the client's Ray version and a Python >= 3.10, with CUDA for the GPU nodes."""
+    import ray
+
+    for name, node in prepared["available_node_types"].items():
+        ami = node["node_config"].get("ImageId", "")
+        assert ami, f"node type {name} leaves ImageId to Ray's default"
+        assert ami.startswith(("ami-", "resolve:ssm:/aws/service/deeplearning/")), ami
+        assert "ubuntu-18.04" not in ami and RAY_DEFAULT_AMI_NAME not in ami
+        image = _container_image(prepared, name)
+        tag = PINNED_TAG.match(image)
+        assert tag, f"node type {name}: {image!r} is not a pinned Ray image"
+        assert tag["ray"] == ray.__version__, "the cluster's Ray must be the client's"
+        assert int(tag["minor"]) >= 10
+        if node["resources"].get("GPU"):
+            assert "nvidia-driver" in ami or ami.startswith("ami-"), "a host with a driver"
+            assert not image.endswith("-cpu"), f"GPU node type {name} on a CPU-only image"
+
+
+def test_setup_runs_inside_the_pinned_container(prepared: dict) -> None:
+    """With `docker:` set the setup commands run in the container, whose Python is the image's."""
+    assert prepared["docker"]["container_name"]
+    assert prepared["docker"]["pull_before_run"] is True
+
+
+# -- KubeRay: the same cluster on Kubernetes -----------------------------------------------
+
+
+def _manifests() -> dict[str, dict]:
+    found = {}
+    for path in sorted((DEPLOY / "kuberay").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            found[doc["kind"]] = doc
+    return found
+
+
+def _containers(template: dict) -> list[dict]:
+    return template["spec"]["containers"]
+
+
+def test_raycluster_has_the_fields_kuberay_requires() -> None:
+    """Required by KubeRay's RayCluster type (ray.io/v1, `raycluster_types.go`): headGroupSpec
+    with rayStartParams and a pod template; each worker group its groupName, minReplicas,
+    maxReplicas, rayStartParams and template; each container a name and an image."""
+    import ray
+
+    cluster = _manifests()["RayCluster"]
+    assert cluster["apiVersion"] == "ray.io/v1" and cluster["metadata"]["name"]
+    spec = cluster["spec"]
+    assert spec["rayVersion"] == ray.__version__
+    head = spec["headGroupSpec"]
+    assert isinstance(head["rayStartParams"], dict) and head["rayStartParams"]["num-cpus"] == "0"
+    groups = spec["workerGroupSpecs"]
+    assert groups
+    for group in groups:
+        assert group["groupName"]
+        assert 0 <= group["minReplicas"] <= group["maxReplicas"]
+        assert isinstance(group["rayStartParams"], dict)
+    for template in [head["template"]] + [g["template"] for g in groups]:
+        for container in _containers(template):
+            assert container["name"] and container["image"]
+
+
+def test_kuberay_gpu_group_asks_for_nvidia_gpus_on_the_one_image() -> None:
+    manifests = _manifests()
+    spec = manifests["RayCluster"]["spec"]
+    templates = [spec["headGroupSpec"]["template"]]
+    templates += [g["template"] for g in spec["workerGroupSpecs"]]
+    images = {c["image"] for t in templates for c in _containers(t)}
+    cron = manifests["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]
+    images |= {c["image"] for c in _containers(cron)}
+    assert len(images) == 1, images  # head, decode, GPU workers and the nightly submitter
+    (image,) = images
+    assert not image.endswith(":latest")
+    gpu = [
+        g for g in spec["workerGroupSpecs"]
+        if any("nvidia.com/gpu" in c["resources"]["limits"] for c in _containers(g["template"]))
+    ]  # fmt: skip
+    assert len(gpu) == 1
+    (container,) = _containers(gpu[0]["template"])
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["resources"]["requests"]["nvidia.com/gpu"] == "1"
+    assert gpu[0]["rayStartParams"]["num-gpus"] == "1"
+
+
+def test_kuberay_image_is_built_from_the_pinned_ray_image_and_the_lock(prepared: dict) -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    (base,) = re.findall(r"^FROM (\S+)$", dockerfile, re.MULTILINE)
+    assert base == _container_image(prepared, "gpu")
+    assert '"torch==2.13.0"' in dockerfile
+    assert "-c requirements/lock.txt" in dockerfile
+
+
+def test_cronjob_submits_to_the_rayclusters_head_service() -> None:
+    manifests = _manifests()
+    name = manifests["RayCluster"]["metadata"]["name"]
+    cron = manifests["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]
+    (container,) = _containers(cron)
+    assert f"--address http://{name}-head-svc:8265" in " ".join(container["args"])

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.annotate.cuda_faults import CudaFault, fault_kind, release_cached_memory
+from pipeline.annotate.device import ActorDevice, actor_device, check_usable
 from pipeline.annotate.fingerprint import fingerprint, prompt_id, settings_key
 from pipeline.annotate.settings import AnnotateSettings
 from pipeline.core.rows import Annotation, RowIdentity, output_row
@@ -24,20 +26,27 @@ from pipeline.core.status import STATUS_OK
 class Annotator:
     """Hosts the model; `annotate(rows)` -> output rows in the `clips` schema."""
 
-    def __init__(self, settings: AnnotateSettings) -> None:
+    def __init__(self, settings: AnnotateSettings, placement: ActorDevice | None = None) -> None:
+        """`placement`: the device and dtype the driver chose for every actor (`device.py`);
+        without one, `settings.device` (CPU unless it says `cuda`) and `settings.dtype`."""
         # The model (torch, transformers) is imported here, in the process that hosts it:
         # importing this module, as the driver and the writer workers do, costs neither.
         import torch
 
         from model import GenerationSettings, load_model
 
-        dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+        wanted = placement or actor_device(
+            1.0 if (settings.device or "cpu").startswith("cuda") else 0.0, settings.dtype
+        )
+        cuda = torch.cuda.is_available()
+        bf16 = cuda and torch.cuda.is_bf16_supported(including_emulation=False)
+        check_usable(wanted, cuda, bf16, torch.__version__)
         self.settings = settings
-        dtype = None if settings.dtype == "auto" else dtypes[settings.dtype]
+        self.placement = wanted
         self.model = load_model(
             settings.model_source,
-            device=settings.device,
-            dtype=dtype,
+            device=settings.device or wanted.device,
+            dtype=getattr(torch, wanted.dtype),
             endpoint_url=settings.storage.endpoint_url,
         )
         self.prompt_id = prompt_id(settings.prompts)
@@ -51,12 +60,17 @@ class Annotator:
     def _annotate_clips(self, clips: list[np.ndarray]) -> list[Annotation]:
         prompts, model = self.settings.prompts, self.model
         video = model.encode_frames(clips)  # [B, Q, D], shared by every question
-        captions = model.caption(video, prompts.caption, self._caption_settings)
+        # Caption and tag list share their prompt's prefill up to the question (system prompt,
+        # video tokens): one long prefill for both.
+        prefix = None
+        if prompts.tag_mode == "generate":
+            prefix = model.share_prefix(video, [prompts.caption, prompts.tags])
+        captions = model.caption(video, prompts.caption, self._caption_settings, prefix)
         tags: list[list[str]] = [[] for _ in clips]
         scores: list[list[dict[str, Any]]] = [[] for _ in clips]
         tag_tokens = [0] * len(clips)
         if prompts.tag_mode == "generate":
-            listed = model.generate_tags(video, prompts.tags, self._tag_settings)
+            listed = model.generate_tags(video, prompts.tags, self._tag_settings, prefix)
             tags = [t.tags for t in listed]
             tag_tokens = [t.num_tokens for t in listed]
         elif prompts.tag_mode == "taxonomy" and prompts.taxonomy:
@@ -75,19 +89,38 @@ class Annotator:
         ]
 
     def _annotate_or_isolate(self, clips: list[np.ndarray]) -> list[Annotation | str]:
-        """Annotations, or per clip the error text when even that clip alone fails."""
+        """Annotations, or per clip the error text when even that clip alone fails.
+
+        Out of memory halves the batch and goes on (a clip that alone does not fit is its own
+        `model_error`); any other CUDA error is raised as `CudaFault`, never written as rows:
+        the context is poisoned and the actor must die (`cuda_faults.py`).
+        """
         try:
             return list(self._annotate_clips(clips))
-        except Exception:
+        except Exception as err:
+            kind = fault_kind(err)
+            if kind == "poisoned":
+                raise CudaFault(f"{type(err).__name__}: {str(err)[:400]}") from err
+            if kind == "out_of_memory":
+                release_cached_memory()
+                if len(clips) == 1:
+                    return [_error_text(err)]
+                half = len(clips) // 2
+                return self._annotate_or_isolate(clips[:half]) + self._annotate_or_isolate(
+                    clips[half:]
+                )
             if len(clips) == 1:
                 raise
-        results: list[Annotation | str] = []
-        for clip in clips:
-            try:
-                results.extend(self._annotate_clips([clip]))
-            except Exception as err:
-                results.append(f"{type(err).__name__}: {str(err)[:400]}")
-        return results
+        return [result for clip in clips for result in self._isolated(clip)]
+
+    def _isolated(self, clip: np.ndarray) -> list[Annotation | str]:
+        """One clip alone: its annotation or its error text (a poisoned context still raises)."""
+        try:
+            return self._annotate_or_isolate([clip])
+        except CudaFault:
+            raise
+        except Exception as err:
+            return [_error_text(err)]
 
     def annotate(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Output rows for a batch; rows that arrive with an error pass through untouched."""
@@ -98,8 +131,10 @@ class Annotator:
             clips = [np.asarray(rows[i]["frames"]) for i in todo]
             try:
                 outcome = self._annotate_or_isolate(clips)
+            except CudaFault:
+                raise
             except Exception as err:
-                outcome = [f"{type(err).__name__}: {str(err)[:400]}"] * len(todo)
+                outcome = [_error_text(err)] * len(todo)
             results = dict(zip(todo, outcome, strict=True))
         per_clip = (time.perf_counter() - started) / max(len(todo), 1)
         return [self._output_row(row, results.get(i), per_clip) for i, row in enumerate(rows)]
@@ -114,6 +149,10 @@ class Annotator:
             prompt_id=self.prompt_id,
         )
         return output_row(row, identity, result, seconds)
+
+
+def _error_text(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err)[:400]}"
 
 
 def _tag_scores(taxonomy: tuple[str, ...], scores: np.ndarray) -> list[dict[str, Any]]:

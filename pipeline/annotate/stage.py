@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pipeline.annotate.cuda_faults import CudaFault, exit_poisoned
 from pipeline.annotate.settings import AnnotateSettings
 from pipeline.core.stage import BatchStage, Resources, Row
 
@@ -40,10 +41,21 @@ class AnnotateStage(BatchStage):
         self.resources = resources
 
     def setup(self) -> None:
+        """Load the model where the driver placed this actor: on CUDA when Ray gave it a GPU
+        (or refuse to start, in one line), else on the CPU; never a quiet fallback."""
         from pipeline.annotate.annotator import Annotator
+        from pipeline.annotate.device import actor_device
 
-        self._annotator = Annotator(self.settings)
+        placement = None
+        if not self.settings.device:
+            placement = actor_device(self.resources.gpus, self.settings.dtype)
+        self._annotator = Annotator(self.settings, placement)
 
     def process(self, item: list[Row]) -> list[Row]:
+        """The batch's output rows; a poisoned CUDA context ends this worker instead
+        (`cuda_faults.py`), so Ray restarts it and the batch is redone."""
         assert self._annotator is not None, "process() before setup()"
-        return self._annotator.annotate(item)
+        try:
+            return self._annotator.annotate(item)
+        except CudaFault as fault:
+            exit_poisoned(fault)

@@ -7,11 +7,17 @@ every video uncaptioned, so it is refused unless `allow_gaps` says that is meant
 detected cut to the next; a shot shorter than `min_length_s` joins its neighbour. A video
 shorter than `min_length_s` still gets one clip covering all of it, so no video is left
 without a row.
+
+Clips are bounded by real frames: a window that holds no frame of its own (a gap in the
+stream, or timestamps that claim far more time than the frames fill) is not a clip. A 66 KB
+file of 24 frames whose timestamps claimed 1,000,000 s once became 100,000 clips.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -134,10 +140,43 @@ def plan_clips_at_times(
     times = np.asarray(frame_times_s, dtype=np.float64)
     if len(times) == 0:
         return []
+    if clips.mode == "window":
+        bounds = list(_windows_with_frames(times, duration_s, clips)) or [(0.0, duration_s)]
+    else:
+        bounds = [b for b in clip_bounds(duration_s, clips, cuts_s) if _holds_frame(times, *b)]
     plans = []
-    for i, (start, end) in enumerate(clip_bounds(duration_s, clips, cuts_s)):
+    for i, (start, end) in enumerate(bounds):
         indices = sample_frames_at_times(times, start, end, sampling)
         plans.append(
             ClipPlan(i, round(start, 6), round(end, 6), indices, times[indices].astype(np.float32))
         )
     return plans
+
+
+def _holds_frame(times: np.ndarray, start: float, end: float) -> bool:
+    """A frame of the clip's own is shown inside `[start, end)`."""
+    first = int(np.searchsorted(times, start - _EPS, side="left"))
+    return first < len(times) and times[first] < end - _EPS
+
+
+def _windows_with_frames(
+    times: np.ndarray, duration_s: float, config: ClipConfig
+) -> Iterator[tuple[float, float]]:
+    """`clip_bounds`' windows, only those holding a frame of their own; empty stretches are
+    jumped over, never walked, so the work follows the frames, not the claimed duration."""
+    length, step, count = config.length_s, config.step_s, len(times)
+    start = 0.0
+    while start < duration_s - _EPS:
+        end = min(start + length, duration_s)
+        first = int(np.searchsorted(times, start - _EPS, side="left"))
+        if first >= count:
+            return  # no frame left: no more clips
+        if times[first] < end - _EPS:
+            if end - start + _EPS >= config.min_length_s:
+                yield (start, end)
+            if end >= duration_s - _EPS:
+                return
+            start += step
+        else:  # the next frame is past this window: jump to the first window that reaches it
+            jump = math.floor((times[first] - start - length) / step) + 1
+            start += step * max(1, jump)  # at least one: a frame a hair past `end` moves on

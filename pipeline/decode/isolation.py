@@ -1,17 +1,25 @@
-"""Running one video's decode in a supervised child process, within a time and memory budget.
+"""Running each video's decode in a supervised child process, within a time and memory budget.
 
 A native decoder can crash (a signal), loop forever or allocate without bound on one bad
 file. In the Ray task itself that kills or hangs the worker, and Ray retries the task, so one
 file could stall a whole run. Here the work runs in a child process forked from a forkserver
-that has already imported the decode stack (a fork costs milliseconds, not an interpreter
-start), results stream back over a pipe one at a time, and the parent:
-- kills the child when the whole video exceeds `timeout_s`, or when no result has come for
+that has already imported the decode stack. One child serves video after video (the parent
+hands it a job, it streams the results back over a pipe one at a time and says when it is
+done), so a video costs a message, not a process: a fresh child starts only after a failure
+or when a child has used up its budget (`DecodeLimits.videos_per_child` videos, or half its
+memory budget still resident after a video). For each video the parent:
+- kills the child when the video exceeds `timeout_s`, or when no result has come for
   `stall_s` (a hang is caught long before the video's budget runs out);
 - kills the child when its resident memory exceeds `max_memory_mb` (polled), and caps its
-  address space so a single huge allocation fails inside the child instead of waking the
-  kernel's OOM killer;
+  address space for the video so a single huge allocation fails inside the child instead of
+  waking the kernel's OOM killer;
 - reports a child that died (signal or exit code) as a `Failure` saying what killed it.
-Everything the child sent before that is kept: the caller has already passed it on.
+Everything the child sent before that is kept: the caller has already passed it on. A child
+that failed, or whose video was abandoned half-way, is never used again.
+
+The forkserver preloads only what decode imports (`_PRELOAD`), torch included: the resize to
+the model's size is torch's uint8 antialiased kernel, about 4x faster per 720p frame than
+PIL's (BENCHMARKS.md, decode), and preloading it once per worker costs less than that.
 """
 
 from __future__ import annotations
@@ -56,6 +64,8 @@ class DecodeLimits:
     max_retries: int = 2
     spill_mb: int = 64
     scratch_dir: str | None = None
+    videos_per_child: int = 200
+    """Videos one decode child serves before a fresh one replaces it (a leak stays bounded)."""
 
 
 @dataclass(frozen=True)
@@ -120,35 +130,82 @@ def rss_mb(pid: int) -> float:
         return 0.0
 
 
-def _child(conn: Any, target: Callable[..., Iterator[Any]], args: tuple, cap_mb: int) -> None:
-    """Child body: cap the address space, run `target`, send each item, then the end mark."""
+def _peak_rss_mb() -> float:
+    """This process's resident high-water mark since `_reset_peak`, MB."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak() -> None:
+    """Start a new resident high-water mark, so each video reports its own peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:  # not Linux, or not allowed: the peak is the child's lifetime peak
+        pass
+
+
+def _cap_address_space(cap_mb: int) -> None:
+    """Cap the address space at its size now plus `cap_mb` (the soft limit: set per video)."""
+    if cap_mb <= 0:
+        return
+    with open("/proc/self/statm") as fh:
+        virtual = int(fh.read().split()[0]) * _PAGE
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = virtual + cap_mb * 2**20
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _child(conn: Any) -> None:
+    """Child body: run each job `(target, args, cap_mb)` the parent sends, sending every item
+    and then the end mark with the job's CPU seconds and peak resident MB; exit on EOF."""
     try:
         import torch
 
         torch.set_num_threads(1)
     except ImportError:  # the supervisor is generic; torch only matters to the decode stack
         pass
-    if cap_mb > 0:
-        with open("/proc/self/statm") as fh:
-            virtual = int(fh.read().split()[0]) * _PAGE
-        cap = virtual + cap_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    try:
-        for item in target(*args):
-            conn.send(item)
-    except MemoryError:
-        conn.send(
-            Failure(
-                f"decode exceeded its memory budget (address space cap {cap_mb} MB)",
-                FailureKind.MEMORY,
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        target, args, cap_mb = job
+        _reset_peak()
+        cpu = _cpu_s()
+        _cap_address_space(cap_mb)
+        failed = False
+        try:
+            for item in target(*args):
+                conn.send(item)
+        except MemoryError:
+            failed = True
+            conn.send(
+                Failure(
+                    f"decode exceeded its memory budget (address space cap {cap_mb} MB)",
+                    FailureKind.MEMORY,
+                )
             )
-        )
-    except Exception as err:  # a bug, not a bad file: still one error row, never a lost video
-        reason = f"decode failed: {type(err).__name__}: {err}"[:500]
-        conn.send(Failure(reason, FailureKind.ERROR))
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    conn.send((_DONE, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024))
-    conn.close()
+        except Exception as err:  # a bug, not a bad file: still one error row, never a lost video
+            failed = True
+            reason = f"decode failed: {type(err).__name__}: {err}"[:500]
+            conn.send(Failure(reason, FailureKind.ERROR))
+        conn.send((_DONE, _cpu_s() - cpu, _peak_rss_mb(), failed))
 
 
 def _signal_name(number: int) -> str:
@@ -156,6 +213,61 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+class _Worker:
+    """One decode child and the parent's end of its pipe."""
+
+    def __init__(self) -> None:
+        ctx = _ctx()
+        self.conn, child_end = ctx.Pipe(duplex=True)
+        self.process = _Process(target=_child, args=(child_end,), daemon=True)
+        self.process.start()  # the first start in a process waits for the forkserver
+        child_end.close()
+        self.videos = 0
+
+    def usable(self, limits: DecodeLimits) -> bool:
+        """Alive, within its video budget, and not holding half its memory budget."""
+        return (
+            self.process.is_alive()
+            and self.videos < limits.videos_per_child
+            and rss_mb(self.process.pid) < limits.max_memory_mb / 2
+        )
+
+    def stop(self) -> None:
+        self.conn.close()
+        _kill(self.process)
+
+
+_idle: list[_Worker] = []
+_started = 0
+"""Decode children started in this process (benchmarks and tests read it)."""
+
+
+def children_started() -> int:
+    """How many decode children this process has started so far."""
+    return _started
+
+
+def _acquire(limits: DecodeLimits) -> _Worker:
+    """An idle child still within its budget, or a fresh one."""
+    global _started
+    with _context_lock:
+        while _idle:
+            worker = _idle.pop()
+            if worker.usable(limits):
+                return worker
+            worker.stop()
+        _started += 1
+    return _Worker()
+
+
+def _release(worker: _Worker, limits: DecodeLimits) -> None:
+    if worker.usable(limits):
+        with _context_lock:
+            _idle.append(worker)
+    else:
+        worker.stop()
 
 
 def supervise(
@@ -167,31 +279,30 @@ def supervise(
     """Items `target(*args)` yields, from a child process; a `Failure` last if it ended badly.
 
     `target` and `args` must be picklable (a module-level function). Memory is watched at
-    `max_memory_mb`; the child's address space is capped at its start size plus twice that,
-    a backstop for allocations faster than the watch. `stats`, when given, receives the
-    child's CPU seconds and peak resident MB when it finishes normally.
+    `max_memory_mb`; the child's address space is capped at its size when the video starts
+    plus twice that, a backstop for allocations faster than the watch. `stats`, when given,
+    receives the video's CPU seconds in the child and its peak resident MB.
     """
-    ctx = _ctx()
-    receiver, sender = ctx.Pipe(duplex=False)
-    process = _Process(
-        target=_child, args=(sender, target, args, 2 * limits.max_memory_mb), daemon=True
-    )
-    process.start()  # the first call in a process waits for the forkserver: not the video's time
-    sender.close()
-    started = last = time.monotonic()
+    worker = _acquire(limits)
+    process, conn = worker.process, worker.conn
+    reusable = False
     try:
+        conn.send((target, args, 2 * limits.max_memory_mb))
+        worker.videos += 1
+        started = last = time.monotonic()
         while True:
             now = time.monotonic()
             wait = min(_POLL_S, started + limits.timeout_s - now, last + limits.stall_s - now)
-            if receiver.poll(max(wait, 0.0)):
+            if conn.poll(max(wait, 0.0)):
                 try:
-                    item = receiver.recv()
+                    item = conn.recv()
                 except (EOFError, OSError):
                     yield _death(process)
                     return
                 if isinstance(item, tuple) and item and item[0] == _DONE:
                     if stats is not None:
                         stats.update(child_cpu_s=item[1], child_peak_rss_mb=item[2])
+                    reusable = not item[3]
                     return
                 last = time.monotonic()
                 yield item
@@ -200,12 +311,14 @@ def supervise(
                 _kill(process)
                 yield failure
                 return
-            if not process.is_alive() and not receiver.poll(0):
+            if not process.is_alive() and not conn.poll(0):
                 yield _death(process)
                 return
     finally:
-        receiver.close()
-        _kill(process)
+        if reusable:
+            _release(worker, limits)
+        else:  # failed, killed, or abandoned mid-video: its state is unknown
+            worker.stop()
 
 
 def _over_budget(process: Any, limits: DecodeLimits, started: float, last: float):

@@ -65,6 +65,8 @@ class DecodeSettings:
     storage: StorageOptions
     thumbnail_size: int = 96
     limits: DecodeLimits = field(default_factory=DecodeLimits)
+    max_clips: int = 100_000
+    """`decode.max_clips`: clips past it end the video with an error row."""
 
 
 def _shot_cuts(source: VideoSource, meta: VideoMeta, clips: ClipConfig) -> list[float]:
@@ -160,11 +162,16 @@ def iter_video_rows(
             )
             if not plans:
                 raise VideoDecodeError("video has no frames to sample")
-            for clip in iter_clips(video, plans, settings):
+            cap = settings.max_clips
+            for clip in iter_clips(video, plans[:cap], settings):
                 now = time.perf_counter()
                 yield _clip_row(ref, clip, meta, now - mark)
                 mark = now
                 emitted += 1
+            if len(plans) > cap:
+                raise VideoDecodeError(
+                    f"the video has {len(plans)} clips, more than decode.max_clips ({cap})"
+                )
     except Exception as err:  # any failure of one video becomes its error row, never a crash
         if isinstance(err, VideoDecodeError | SourceError):
             reason = str(err)

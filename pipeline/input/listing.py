@@ -61,6 +61,7 @@ from pipeline.input.names import (
     _glob_regex,
     _normalize,
     _once_each,
+    _readable,
     _readable_ref,
     _split_member,
     _suffix,
@@ -368,7 +369,10 @@ class _Lister:
             if shard_uri not in self._shards:
                 stat = self.stat(shard_uri)
                 refs = self.list_shard(shard_uri, stat) if stat and stat["type"] == "file" else []
-                self._shards[shard_uri] = {r.member: r for r in refs if r.member is not None}
+                by_name = {r.member: r for r in refs if r.member is not None}
+                for name, ref in list(by_name.items()):  # as the output wrote a non-UTF-8 name
+                    by_name.setdefault(_readable(name), ref)
+                self._shards[shard_uri] = by_name
         return self._shards[shard_uri].get(member)
 
     def read_manifest_entries(self, manifest_uri: str) -> Iterator[Entry]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 
+from pipeline.input.names import _split_member
+
 REMOTE_SCHEMES = ("s3",)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
 
@@ -28,6 +30,9 @@ def normalize_location(value: str) -> str:
     value = value.strip()
     if not value:
         raise LocationError("must not be empty")
+    member = _split_member(value)
+    if member is not None:  # `shard.tar#member`: the member name is opaque, never a path
+        return f"{normalize_location(member[0])}#{member[1]}"
     match = _SCHEME.match(value)
     if match is None:
         return os.path.abspath(os.path.expanduser(value))

@@ -16,7 +16,7 @@ from typing import Any
 from pipeline.core.errors import InputUnreadable
 from pipeline.core.records import VideoRef
 from pipeline.core.storage import is_remote, strip_scheme
-from pipeline.input.names import _has_undecodable, _readable
+from pipeline.input.names import _has_undecodable, _readable, _split_member, resolve_shard_part
 from pipeline.input.problems import refused_ref
 
 MANIFEST_COLUMNS: tuple[str, ...] = ("uri", "video_uri", "path")  # first one present wins
@@ -101,7 +101,17 @@ def _resolve_entry(entry: Entry, manifest_uri: str) -> Entry:
     if isinstance(entry, Refused) or is_remote(entry):
         return entry
     if is_remote(manifest_uri):
-        return _resolve_remote_entry(entry, manifest_uri)
+        member = _split_member(entry)
+        if member is None:
+            return _resolve_remote_entry(entry, manifest_uri)
+        shard = _resolve_remote_entry(member[0], manifest_uri)
+        if isinstance(shard, Refused):
+            return Refused(_readable(entry), shard.reason)
+        return f"{shard}#{member[1]}"
+    return resolve_shard_part(entry, lambda path: _resolve_local_entry(path, manifest_uri))
+
+
+def _resolve_local_entry(entry: str, manifest_uri: str) -> str:
     entry = os.path.expanduser(entry.removeprefix("file://"))
     if os.path.isabs(entry):
         return os.path.normpath(entry)

@@ -9,7 +9,7 @@ import itertools
 import os
 import posixpath
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import TypeVar
 from urllib.parse import quote
@@ -78,9 +78,22 @@ def _split_member(uri: str) -> tuple[str, str] | None:
     return uri[:cut], uri[cut + len(_MEMBER_SEP) :]
 
 
+def resolve_shard_part(uri: str, resolve: Callable[[str], str]) -> str:
+    """`resolve` applied to a URI, or only to the shard of a `shard.tar#member` URI: the member
+    name is opaque and comes back byte for byte. Normalised as a path, `shard.tar#../x.mp4`
+    once read `x.mp4` beside the shard, and `shard.tar#a/../b.mp4` was not found."""
+    member = _split_member(uri)
+    if member is None:
+        return resolve(uri)
+    return f"{resolve(member[0])}{_MEMBER_SEP}{member[1]}"
+
+
 def _normalize(uri: str) -> str:
     """S3 URIs as given (minus a trailing slash); local paths absolute, so ids don't depend
-    on the working directory of whoever listed them."""
+    on the working directory of whoever listed them. A member name is kept as it is."""
+    member = _split_member(uri)
+    if member is not None:
+        return f"{_normalize(member[0])}{_MEMBER_SEP}{member[1]}"
     if is_remote(uri):
         return uri.rstrip("/")
     if uri.startswith("file://"):

@@ -41,11 +41,11 @@ from pipeline.core.stage import WriteLifecycle
 from pipeline.core.storage import StorageOptions, filesystem, is_remote, join, strip_scheme
 from pipeline.output.chunks import Chunk
 from pipeline.output.layout import (
-    CHUNK_PREFIX,
     PLAN_DIR,
     RUNS_DIR,
     absolute_output,
     chunk_record_uri,
+    record_place,
     run_record_uri,
 )
 from pipeline.output.lease import RunLease
@@ -100,12 +100,12 @@ class RunCommitter(WriteLifecycle[RunDetails]):
 
     def commit_chunk(self, chunk: Chunk) -> str:
         """Record `chunk` (its files are already written); returns the record's URI."""
-        self.chunks += 1
-        uri = chunk_record_uri(self.output, self.run_id, self.attempt, self.chunks)
+        seq = self.chunks + 1  # counted once written: a failed chunk is not "committed"
+        uri = chunk_record_uri(self.output, self.run_id, self.attempt, seq)
         record = ChunkRecord(
             run_id=self.run_id,
             attempt=self.attempt,
-            seq=self.chunks,
+            seq=seq,
             run_date=self.run_date.isoformat(),
             committed_at=_utcnow().isoformat(),
             files=tuple(chunk.files),
@@ -120,9 +120,10 @@ class RunCommitter(WriteLifecycle[RunDetails]):
             raise
         except Exception as err:
             raise CommitError(
-                f"could not commit chunk {self.chunks} of run {self.run_id!r} to {uri}: "
-                f"{type(err).__name__}: {err}; chunks committed before it are kept"
+                f"could not commit chunk {seq} of run {self.run_id!r} to {uri}: "
+                f"{type(err).__name__}: {err}"
             ) from err
+        self.chunks = seq
         self.files += chunk.files
         self.counts.update(chunk.counts)
         return uri
@@ -142,7 +143,8 @@ class RunCommitter(WriteLifecycle[RunDetails]):
             parts = posixpath.relpath(path, base).split("/")
             if len(parts) == 3 and parts[1] == PLAN_DIR:
                 self._plans.add(posixpath.join(base, parts[0], PLAN_DIR))
-            if len(parts) != 2 or not parts[1].startswith(CHUNK_PREFIX) or ".tmp" in parts[1]:
+            place = record_place(posixpath.dirname(base), path)
+            if place is None or place.attempt is None or place.run_id != self.run_id:
                 continue
             try:
                 with self.fs.open(path, "r") as fh:
@@ -233,5 +235,10 @@ class RunCommitter(WriteLifecycle[RunDetails]):
 
     def on_write_failed(self, error: BaseException) -> None:
         """Stop renewing the lease after `error`; the next attempt takes it over. Committed
-        chunks stay: a re-run resumes from them."""
-        self.lease.release()
+        chunks stay: a re-run resumes from them.
+
+        Never raises: on a full disk writing the released lease fails too, and that second
+        error once replaced the first, the one that says what went wrong. A lease that could
+        not be released is taken over all the same: its pid is gone, or it expires."""
+        with contextlib.suppress(Exception):
+            self.lease.release()

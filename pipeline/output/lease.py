@@ -10,7 +10,7 @@ import socket
 import threading
 from datetime import timedelta
 
-from pipeline.core.errors import RunLocked
+from pipeline.core.errors import CommitError, RunLocked
 from pipeline.core.storage import StorageOptions, filesystem, is_remote, join, strip_scheme
 from pipeline.output.layout import LEASE_DIR, RUNS_DIR
 from pipeline.output.records import LeaseBody
@@ -99,7 +99,13 @@ class RunLease:
                         "Wait for it to finish, or use another run id."
                     )
             body = self._body().to_json()
-            created = _create_exclusive(self.fs, self._path(gen), body, remote=self.remote)
+            try:
+                created = _create_exclusive(self.fs, self._path(gen), body, remote=self.remote)
+            except OSError as err:  # a full or read-only disk: say where, not just the errno
+                raise CommitError(
+                    f"could not take the lease of run {self.run_id!r} at {self._path(gen)}: "
+                    f"{type(err).__name__}: {err}"
+                ) from err
             # a create whose response was lost is retried and refused: it is still ours
             if created or self._owned(gen):
                 self.generation = gen

@@ -86,14 +86,21 @@ def _progress(data: pa.Table, totals: list[int] | None) -> tuple[VideoProgress, 
 
 class PartWriter(Writer[WriteResult]):
     """The part writer as a `Writer`: `batch_size` rows per part, on a worker with no CPU of
-    its own (it only encodes and uploads what the annotators made)."""
+    its own (it only encodes and uploads what the annotators made).
+
+    A part closes at `rows_per_file` rows, or early at `chunk_videos` rows: a chunk needs at
+    least one row per video, so a part never holds back more than one chunk's worth of work.
+    With parts as large as `rows_per_file` alone (10,000 by default) a night of a few hundred
+    videos wrote one part, and so committed one chunk, at its very end."""
 
     resources = Resources(cpus=0.0)
     refusals = (CommitError,)
 
-    def __init__(self, target: PartTarget, rows_per_file: int) -> None:
+    def __init__(
+        self, target: PartTarget, rows_per_file: int, chunk_videos: int | None = None
+    ) -> None:
         self.target = target
-        self.batch_size = rows_per_file
+        self.batch_size = min(rows_per_file, chunk_videos or rows_per_file)
 
     def write(self, batch: pa.Table) -> WriteResult:
         return write_part(batch, self.target)

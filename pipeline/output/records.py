@@ -198,8 +198,13 @@ class RunDetails:
     settings_key: str | None = None
     model_key: str | None = None
     sampling: SamplingInfo | None = None
+    device: str | None = None
+    """Where every annotate actor ran the model (`cuda`, `cpu`): `annotate/device.py`."""
+    dtype: str | None = None
+    """The dtype every annotate actor ran the model in (`bfloat16`, `float32`, ...)."""
 
     def to_dict(self) -> dict[str, Any]:
+        placed = {"device": self.device, "dtype": self.dtype} if self.device else {}
         return {
             "config": self.config,
             "mode": self.mode,
@@ -211,6 +216,7 @@ class RunDetails:
             "settings_key": self.settings_key,
             "model_key": self.model_key,
             "sampling": self.sampling.to_dict() if self.sampling else None,
+            **placed,  # only when a model ran: older records, and runs with nothing queued
         }
 
     @classmethod
@@ -227,6 +233,8 @@ class RunDetails:
             settings_key=raw.get("settings_key"),
             model_key=raw.get("model_key"),
             sampling=SamplingInfo.from_dict(sampling) if sampling else None,
+            device=raw.get("device"),
+            dtype=raw.get("dtype"),
         )
 
 

@@ -9,12 +9,11 @@ including keys this version does not know. Code that acts on a record parses it 
 from __future__ import annotations
 
 import json
-import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.core.storage import StorageOptions, filesystem, join, strip_scheme
-from pipeline.output.layout import CHUNK_PREFIX, LEASE_DIR, RUNS_DIR, absolute_output
+from pipeline.output.layout import RUNS_DIR, absolute_output, record_place
 
 
 @dataclass
@@ -52,14 +51,12 @@ def _read_json(fs: Any, path: str) -> dict[str, Any] | None:
 
 
 def _list_records(fs: Any, runs_dir: str) -> list[str]:
-    """Every `.json` under `_runs/` (one paginated LIST on S3), leases excluded."""
+    """Every run and chunk record under `_runs/` (one paginated LIST on S3), by its place."""
     try:
         found = fs.find(runs_dir)
     except FileNotFoundError:
         return []
-    return sorted(
-        p for p in found if p.endswith(".json") and f"/{LEASE_DIR}/" not in p and ".tmp" not in p
-    )
+    return sorted(p for p in found if record_place(runs_dir, p) is not None)
 
 
 def snapshot(output: str, options: StorageOptions | None = None) -> Snapshot:
@@ -73,14 +70,14 @@ def snapshot(output: str, options: StorageOptions | None = None) -> Snapshot:
     snap = Snapshot(output)
     chunk_paths: list[tuple[str, str, str]] = []
     for path in paths:
-        rel = posixpath.relpath(path, runs_dir)
-        parts = rel.split("/")
-        if len(parts) == 1:
+        place = record_place(runs_dir, path)
+        assert place is not None  # _list_records kept only records
+        if place.attempt is None:
             record = _read_json(fs, path)
             if record is not None:
                 snap.runs[record["run_id"]] = record
-        elif len(parts) == 3 and parts[2].startswith(CHUNK_PREFIX):
-            chunk_paths.append((parts[0], parts[1], path))
+        else:
+            chunk_paths.append((place.run_id, place.attempt, path))
     for run_id, attempt, path in chunk_paths:
         run = snap.runs.get(run_id, {})
         if attempt in run.get("attempts", ()) or attempt in run.get("retired", {}):

@@ -4,6 +4,7 @@ atomically, and a create-if-absent (the lease).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import secrets
@@ -22,7 +23,10 @@ def _put_bytes(fs: Any, uri: str, data: bytes, *, remote: bool) -> None:
 
 
 def _create_exclusive(fs: Any, path: str, text: str, *, remote: bool) -> bool:
-    """Create `path` only if absent (S3: If-None-Match: *; local: O_EXCL). False if present."""
+    """Create `path` with `text` only if absent, the name and its content appearing together
+    (S3: If-None-Match: *; local: a hard link from a complete temporary file, which fails if
+    the name exists). False if present. A local `open(path, "x")` made an empty file first:
+    a rival that read it in that moment took it for stale and won too."""
     if remote:
         bucket, _, key = path.partition("/")
         try:
@@ -31,12 +35,23 @@ def _create_exclusive(fs: Any, path: str, text: str, *, remote: bool) -> bool:
             return False
         return True
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    tmp = f"{path}.{secrets.token_hex(4)}.tmp"
     try:
-        with open(path, "x") as fh:
-            fh.write(text)
+        _write_synced(tmp, text)
+        os.link(tmp, path)
     except FileExistsError:
         return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
     return True
+
+
+def _write_synced(path: str, text: str) -> None:
+    with open(path, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _atomic_text(fs: Any, uri: str, text: str, *, remote: bool) -> None:
@@ -48,11 +63,12 @@ def _atomic_text(fs: Any, uri: str, text: str, *, remote: bool) -> None:
         return
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
     tmp = f"{path}.{secrets.token_hex(4)}.tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        _write_synced(tmp, text)
+        os.replace(tmp, path)
+    finally:  # a full disk leaves no half-written temporary file behind
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def _utcnow() -> datetime:

@@ -55,7 +55,7 @@ def tiny_run_config(tmp_path, tiny_checkpoint) -> tuple[Path, Path, Path]:
         clips: {{length_s: 1.0, stride_s: 1.0}}
         sampling: {{num_frames: 4}}
         model: {{source: {tiny_checkpoint}, max_new_tokens: 4, tag_max_new_tokens: 4}}
-        resources: {{annotate_actors: 1}}
+        resources: {{annotate_actors: 1, gpus_per_actor: 0}}
         """,
     )
     return config, videos, output
@@ -189,6 +189,7 @@ def test_relative_paths_from_another_folder_commit_files_that_exist(tmp_path, ti
         clips: {length_s: 1.0}
         sampling: {num_frames: 4}
         model: {max_new_tokens: 4, tag_max_new_tokens: 4}
+        resources: {gpus_per_actor: 0}
         """,
     )
     result = _clipnote(

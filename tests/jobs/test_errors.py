@@ -12,6 +12,7 @@ import pytest
 
 from jobs.errors import exit_code, explain
 from jobs.query import QueryError
+from pipeline.annotate.device import GpuUnusable
 from pipeline.core.errors import (
     AccessDenied,
     BadRequest,
@@ -51,6 +52,7 @@ DOCUMENTED = {
     RunLocked: 1,
     SourceError: 1,
     InputUnreadable: 1,
+    GpuUnusable: 1,  # an actor given a GPU that cannot use CUDA
 }
 
 

@@ -7,9 +7,12 @@ import math
 import pytest
 
 from jobs.plan import (
+    GPU_NODE_CPUS,
+    GPU_NODE_RAY_CPUS,
     MemoryModel,
     SampleMeasure,
     fit_batch,
+    format_plan,
     memory_model,
     predict,
     sample_refs,
@@ -44,11 +47,12 @@ def test_predict_sizes_cpus_per_gpu_wall_and_nodes():
     assert plan.overhead_s == pytest.approx(26.0)
     assert plan.wall_s == pytest.approx(26.0 + 20_000 / 80.0)
     assert plan.gpu_hours == pytest.approx(plan.wall_s * 8 / 3600)
-    # 8 GPU nodes bring 8 x 7 spare CPUs = 56: no decode node needed
-    assert (plan.gpu_nodes, plan.decode_nodes) == (8, 0)
+    # 8 GPU nodes advertise 6 of their 8 CPUs, the actor holds 1: 8 x 5 = 40 decode CPUs, so
+    # the other 16 of the 56 need one 32-CPU decode node
+    assert (plan.gpu_nodes, plan.decode_nodes) == (8, 1)
     heavy = predict(_measure(decode_s_per_clip=2.0), total_videos=100, gpus=8)
-    # 2.0 / 0.1 x 1.25 = 25 CPUs per GPU: 200 CPUs, 56 on GPU nodes, 144 on 32-CPU nodes
-    assert heavy.decode_cpus == 200 and heavy.decode_nodes == math.ceil(144 / 32)
+    # 2.0 / 0.1 x 1.25 = 25 CPUs per GPU: 200 CPUs, 40 on GPU nodes, 160 on 32-CPU nodes
+    assert heavy.decode_cpus == 200 and heavy.decode_nodes == 160 // 32
 
 
 def test_fewer_decode_cpus_than_needed_make_decode_the_bottleneck():
@@ -138,3 +142,21 @@ def test_sample_predicts_a_full_run_within_2x(tmp_path):
     ratio = local["wall_s"] / record["seconds"]
     print(f"plan predicted {local['wall_s']:.1f} s, the run took {record['seconds']:.1f} s")
     assert 0.5 <= ratio <= 2.0, (local, record["seconds"])
+
+
+def test_gpu_nodes_advertise_fewer_cpus_than_they_have_and_plan_says_how_many():
+    """cluster.yaml's GPU node type keeps cores out of Ray's hands for the annotate actor, and
+    `plan` prints the split it sizes with (the same numbers)."""
+    import yaml
+
+    from tests.test_cluster_yaml import CLUSTER_YAML
+
+    types = yaml.safe_load(CLUSTER_YAML.read_text())["available_node_types"]
+    gpu = next(node for node in types.values() if node["resources"].get("GPU"))
+    assert gpu["node_config"]["InstanceType"] == "g6e.2xlarge"  # 8 vCPUs, as GPU_NODE_CPUS
+    assert gpu["resources"]["CPU"] == GPU_NODE_RAY_CPUS == 6 < GPU_NODE_CPUS == 8
+    m = _measure()
+    text = format_plan(m, predict(m, total_videos=100, gpus=2), {"clips_per_s": 1.0, "wall_s": 1})
+    assert "1 GPU, 8 CPUs each, 6 advertised to Ray: 2 kept for the annotate actor, 5 decode" in (
+        text
+    )

@@ -204,3 +204,76 @@ def test_queries_stream_rather_than_load_the_rows(tmp_path):
         rows, _, peak = measure(output, sql, tmp_path / "all.parquet")
         assert rows == 300_000
         assert peak - baseline < size / 2, (sql, peak, baseline, size)
+
+
+# -- issue 18, case 8: read-only by default ----------------------------------------------------
+
+
+def _cli(*args: str, cwd, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**__import__("os").environ, "PYTHONPATH": str(root), **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.cli", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.fixture()
+def edge_world(tmp_path):
+    from tests.jobs.edges import edge_output
+
+    secret = tmp_path / "secret.csv"
+    secret.write_text("who,what\nroot,hunter2\n")
+    return edge_output(str(tmp_path / "out")), secret
+
+
+def test_query_and_report_touch_no_file_but_the_outputs_by_default(edge_world, tmp_path):
+    """Case 8: `read_csv('/etc/passwd')`, `glob`, `COPY ... TO`, `ATTACH` and `INSTALL` all
+    worked from `clipnote query`, and `report --where` was pasted into the SQL."""
+    output, secret = edge_world
+    wrote = tmp_path / "wrote.csv"
+    refused = [
+        f"SELECT * FROM read_csv('{secret}')",
+        f"SELECT * FROM read_text('{secret}')",
+        f"SELECT * FROM glob('{tmp_path}/*')",
+        f"COPY (SELECT 1) TO '{wrote}'",
+        f"ATTACH '{tmp_path}/x.db'",
+        "INSTALL httpfs",
+        "SET enable_external_access = true",
+        f"SELECT 1; COPY (SELECT 1) TO '{wrote}'",
+    ]
+    for sql in refused:
+        done = _cli("query", output, sql, cwd=tmp_path)
+        assert done.returncode == 2, (sql, done.stdout, done.stderr)
+        assert done.stderr.startswith("clipnote: ") and "Traceback" not in done.stderr, sql
+        assert "hunter2" not in done.stdout + done.stderr
+    assert not wrote.exists() and not (tmp_path / "x.db").exists()
+
+    ok = _cli("query", output, "SELECT count(*) AS n FROM clips", "--format", "json", cwd=tmp_path)
+    assert ok.returncode == 0 and json.loads(ok.stdout) == {"n": 2}, ok.stderr
+    joined = _cli(
+        "query", output, f"SELECT what FROM read_csv('{secret}')", "--format", "json",
+        "--allow-files", cwd=tmp_path,
+    )  # fmt: skip
+    assert joined.returncode == 0 and json.loads(joined.stdout) == {"what": "hunter2"}
+    still = _cli("query", output, f"COPY (SELECT 1) TO '{wrote}'", "--allow-files", cwd=tmp_path)
+    assert still.returncode == 2 and not wrote.exists()  # --allow-files reads, never writes
+
+    page = tmp_path / "r.html"
+    pasted = f"1=1) ; COPY (SELECT 1) TO '{wrote}' ; SELECT (1"
+    done = _cli("report", output, "--out", str(page), "--where", pasted, cwd=tmp_path)
+    assert done.returncode == 2 and not wrote.exists(), done.stderr
+    done = _cli("report", output, "--out", str(page), "--where", "clip_index = 0", cwd=tmp_path)
+    assert done.returncode == 0 and "2 of 2 clips" in done.stdout, done.stderr
+
+
+def test_a_query_leaves_no_temporary_folder(edge_world, tmp_path):
+    output, _secret = edge_world
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    done = _cli("query", output, "SELECT count(*) FROM clips_all", cwd=tmp_path,
+                env_extra={"TMPDIR": str(temp)})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in temp.iterdir()) == []

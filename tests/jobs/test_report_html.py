@@ -25,6 +25,7 @@ from jobs.report_html import ReportData, render_card, render_html, source_link
 from jobs.stats import RunStats
 from tests.jobs.chromium import chromium_path, with_page
 from tests.jobs.conftest import clipnote_env
+from tests.jobs.edges import EDGE_TAGS, MEMBER_URI, edge_output
 
 needs_chromium = pytest.mark.skipif(
     chromium_path() is None,
@@ -81,7 +82,7 @@ def test_text_is_escaped_and_thumbnails_are_embedded():
     card = render_card(row)
     assert "<script>" not in card and "&lt;script&gt;" in card and "&amp; more" in card
     assert 'src="data:image/jpeg;base64,' in card
-    assert 'data-tags="a&lt;b\x1fdog"' in card
+    assert 'data-tags="[&quot;a&lt;b&quot;, &quot;dog&quot;]"' in card
     assert '<span class="score">0.90</span>' in card
 
 
@@ -102,7 +103,7 @@ def test_error_rows_show_their_reason():
             "http://127.0.0.1:9000/",
             "http://127.0.0.1:9000/bk/x/y.mp4#t=1.00,2.50",
         ),
-        ("s3://bk/s.tar#m/v.mp4", None, "https://bk.s3.amazonaws.com/s.tar"),
+        ("s3://bk/s.tar#m/v.mp4", None, "https://bk.s3.amazonaws.com/s.tar#m%2Fv.mp4"),
         ("https://h/v.mp4", None, "https://h/v.mp4#t=1.00,2.50"),
     ],
 )
@@ -260,3 +261,93 @@ def test_five_thousand_cards_filter_in_chromium(tmp_path):
     assert seen["cards"] == 5000
     assert seen["blue_circle"] == want_blue_circle
     assert seen["search"] == ["v4321:0"]
+
+
+# -- issue 18, case 3: the README's own command, and the page's edges -------------------------
+
+
+def _edge_output(root: Path) -> str:
+    return edge_output(str(root / "out"))
+
+
+def _report_cli(output: str, out: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "report", output, "--out", out],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_report_out_as_bare_relative_and_absolute_names_writes_a_file(tmp_path):
+    """`clipnote report OUT --out report.html` (the README's command) once failed with
+    `IsADirectoryError`, leaving a directory named `report.html`."""
+    output = _edge_output(tmp_path)
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    for out, where in [
+        ("report.html", work / "report.html"),
+        ("sub/r.html", work / "sub" / "r.html"),
+        (str(tmp_path / "abs.html"), tmp_path / "abs.html"),
+    ]:
+        done = _report_cli(output, out, work)
+        assert done.returncode == 0, done.stderr
+        assert where.is_file(), out
+        assert where.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+        assert f"wrote {out}: 2 of 2 clips, 1 runs" in done.stdout
+
+
+_HASH_ROUND_TRIP = """
+(async () => {
+  const out = {};
+  for (const tag of TAGS) {
+    const chip = [...document.querySelectorAll('.chip')].find(b => b.dataset.tag === tag);
+    chip.click();                                  // the page writes the filter to the hash
+    const hash = location.hash;
+    chip.click();                                  // cleared again
+    await new Promise(r => { addEventListener('hashchange', r, {once: true});
+                             location.hash = hash; });   // the link, followed
+    out[tag] = [...document.querySelectorAll('.chip[aria-pressed=true]')].map(b => b.dataset.tag);
+    chip.click();                                  // and cleared for the next tag
+  }
+  return out;
+})()
+"""
+
+
+@needs_chromium
+def test_report_edges_in_chromium(tmp_path):
+    """Case 3 in the browser: the page's JSON parses, `#q=%` throws nothing, a tag holding
+    `\\x1f` is one chip, every tag round-trips through the `#` link, a tar member's link and
+    name are the member's."""
+    output = _edge_output(tmp_path)
+    done = _report_cli(output, "report.html", tmp_path)
+    assert done.returncode == 0, done.stderr
+    url = (tmp_path / "report.html").as_uri()
+
+    async def scenario(page):
+        await page.open(url + "#q=%")
+        seen = {"q": await page.evaluate("document.getElementById('q').value")}
+        seen["meta"] = await page.evaluate(
+            "JSON.parse(document.getElementById('report-meta').textContent)"
+        )
+        seen["chips"] = await page.evaluate(
+            "[...document.querySelectorAll('.chip')].map(b => b.dataset.tag).sort()"
+        )
+        seen["round_trip"] = await page.evaluate(
+            _HASH_ROUND_TRIP.replace("TAGS", json.dumps(EDGE_TAGS))
+        )
+        seen["link"] = await page.evaluate(
+            "(() => { const a = [...document.querySelectorAll('.src')]"
+            f".find(a => a.title === {json.dumps(MEMBER_URI)});"
+            " return [a.textContent, a.href]; })()"
+        )
+        seen["errors"] = [e for e in page.events if e.get("method") == "Runtime.exceptionThrown"]
+        return seen
+
+    seen = with_page(tmp_path / "profile", scenario)
+    assert seen["errors"] == []
+    assert seen["q"] == "%"
+    assert seen["meta"] == {"output": output, "matched": 2, "cards": 2}
+    assert seen["chips"] == sorted(EDGE_TAGS)
+    assert seen["round_trip"] == {tag: [tag] for tag in EDGE_TAGS}
+    assert seen["link"] == ["dir/b c.mp4", "file:///data/a.tar#dir%2Fb%20c.mp4"]

@@ -213,6 +213,7 @@ def world(s3_endpoint, ray_session, tmp_path_factory) -> dict[str, Any]:
                 },
                 "output_options": {"rows_per_file": 4},
                 "commit": {"chunk_videos": 2, "grace_s": 0},
+                "resources": {"gpus_per_actor": 0},  # a real checkpoint on CPUs: asked
             }
         )
 

@@ -147,12 +147,23 @@ def test_variable_frame_rate_windows_stay_in_real_seconds() -> None:
     assert _plan(plans) == [(0, 0.0, 2.0, [3, 4]), (1, 2.0, 4.0, [5, 7])]
 
 
-def test_a_window_in_a_gap_of_the_stream_gets_the_frame_on_screen() -> None:
-    """Frames at 0, 0.5, 3.5 s; window [1,2) has no frame inside: the frame shown at 1 s is
-    the one from 0.5 s (idx 1), for every target."""
+def test_a_window_in_a_gap_of_the_stream_is_not_a_clip() -> None:
+    """Frames at 0, 0.5, 3.5 s of 4 s, 1 s windows: [1,2) and [2,3) hold no frame of their own,
+    so they are not clips (issue 18, case 6: they once got the frame still on screen)."""
     times = np.array([0.0, 0.5, 3.5])
     plans = plan_clips_at_times(times, 4.0, ClipConfig(mode="window", length_s=1.0), FOUR)
-    assert _plan(plans)[1] == (1, 1.0, 2.0, [1, 1, 1, 1])
+    # targets at 0.125, 0.375, 0.625, 0.875 s: nearest of the frames at 0 and 0.5 s
+    assert _plan(plans) == [(0, 0.0, 1.0, [0, 1, 1, 1]), (1, 3.0, 4.0, [2, 2, 2, 2])]
+
+
+def test_timestamps_claiming_a_million_seconds_give_a_clip_per_frame_at_most() -> None:
+    """24 frames spread over a claimed 1,000,000 s, 10 s windows: 100,000 windows, of which 24
+    hold a frame; once every window was a clip."""
+    times = np.arange(24) * (1_000_000 / 24)
+    plans = plan_clips_at_times(times, 1_000_000.0, ClipConfig(length_s=10.0), FOUR)
+    assert len(plans) == 24
+    assert [p.start_s for p in plans] == [float(np.floor(t / 10) * 10) for t in times]
+    assert all(list(p.frame_indices) == [i] * 4 for i, p in enumerate(plans))
 
 
 def test_shot_bounds_merge_short_shots() -> None:

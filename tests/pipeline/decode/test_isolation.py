@@ -1,4 +1,5 @@
-"""A supervised child per video: crashes, hangs and memory blow-ups cost that video only.
+"""Supervised decode children: crashes, hangs and memory blow-ups cost that video only, and a
+child serves video after video until a failure or its budget.
 
 The targets below run in real child processes (forked from the forkserver); the crash is a
 real SIGSEGV, the hang a real sleep, the memory a real allocation.
@@ -6,6 +7,7 @@ real SIGSEGV, the hang a real sleep, the memory a real allocation.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,6 +71,12 @@ def raises() -> Iterator[int]:
     raise RuntimeError("a bug")
 
 
+def pid() -> Iterator[int]:
+    import os
+
+    yield os.getpid()
+
+
 LIMITS = DecodeLimits(timeout_s=60, stall_s=30, max_memory_mb=2048)
 
 
@@ -117,6 +125,48 @@ def test_an_exception_in_the_target_is_a_failure_not_a_lost_item():
     items, failure = _run(raises, ())
     assert items == [1]
     assert failure.kind == "error" and "RuntimeError: a bug" in failure.reason
+
+
+def heavy_modules() -> Iterator[list[str]]:
+    import sys
+
+    heavy = ("ray", "transformers", "pyarrow", "pandas", "torch")
+    yield sorted(m for m in heavy if m in sys.modules)
+
+
+def test_the_child_imports_only_what_decode_needs():
+    """torch is there for the resize (PIL's is ~4x slower); Ray, transformers, Arrow are not."""
+    (loaded,) = list(supervise(heavy_modules, (), LIMITS))
+    assert loaded == ["torch"]
+
+
+def _pid(limits=LIMITS) -> int:
+    (child,) = list(supervise(pid, (), limits))
+    return child
+
+
+def test_one_child_serves_video_after_video_and_is_replaced_after_a_failure():
+    first = _pid()
+    assert [_pid() for _ in range(3)] == [first] * 3  # no fork per video
+    for target, args in ((crashes_after, (1,)), (raises, ())):
+        _run(target, args)
+        after = _pid()
+        assert after != first  # a failure: a fresh child, never the one that failed
+        first = after
+    assert _pid() == first
+
+
+def test_a_child_abandoned_half_way_or_over_its_budget_is_replaced():
+    first = _pid()
+    items = supervise(trickles, (), DecodeLimits(timeout_s=60, stall_s=10))
+    assert next(items) == 0
+    items.close()  # the consumer stopped: that child is still decoding, so it is not reused
+    second = _pid()
+    assert second != first
+    budget = DecodeLimits(timeout_s=60, stall_s=30, videos_per_child=2)
+    pids = [_pid(budget) for _ in range(6)]
+    runs = [len(list(group)) for _, group in itertools.groupby(pids)]
+    assert pids[0] == second and runs[1:-1] == [2] * (len(runs) - 2) and max(runs) == 2
 
 
 # -- the decode stage ------------------------------------------------------------------------

@@ -127,7 +127,7 @@ def test_failed_commit_says_so_and_keeps_the_earlier_commit(tmp_path):
     tracker.add(write_part(clip_rows({"a": 1}, "r", 9), committer.target))
     runs = tmp_path / "out" / "_runs" / "r"
     (runs / "att9").write_text("a file where the chunk folder must go")  # writes fail
-    with pytest.raises(CommitError, match="chunks committed before it are kept") as failed:
+    with pytest.raises(CommitError, match="could not commit chunk 1 of run 'r' to ") as failed:
         committer.commit_chunk(tracker.take())
     committer.on_write_failed(failed.value)
     assert read_latest(root, StorageOptions())["created_at"].to_pylist()[0].minute == 0

@@ -82,3 +82,52 @@ def test_the_lease_names_its_holder_and_says_when_it_is_let_go(tmp_path):
     assert ttl == timedelta(seconds=60)
     lease.release()
     assert LeaseBody.from_json(path.read_text()).released
+
+
+RACE_TRIALS = 200
+
+
+def _race(root: str, endpoint: str | None, barrier, wins) -> None:
+    """One of two processes that try to take the same fresh run id's lease at the same
+    moment, `RACE_TRIALS` times; each win is reported as (trial, pid)."""
+    options = StorageOptions(endpoint_url=endpoint)
+    for trial in range(RACE_TRIALS):
+        lease = RunLease(root, f"race-{trial}", options, ttl_s=600)
+        barrier.wait()
+        try:
+            lease.acquire()
+        except RunLocked:
+            pass
+        else:
+            lease._stop.set()  # no heartbeat: the next trial is another run id
+            wins.put((trial, os.getpid()))
+        barrier.wait()  # both have tried before either moves on
+    wins.put(None)
+
+
+@pytest.mark.slow
+def test_two_writers_racing_for_a_new_lease_never_both_win(output):
+    """Case 5 (issue 18): on local disk the loser once read the winner's file between its
+    creation and its first write, took the empty file as stale and also won (13 of 200)."""
+    root, options = output
+    ctx = multiprocessing.get_context("spawn")
+    barrier, wins = ctx.Barrier(2), ctx.Queue()
+    procs = [
+        ctx.Process(target=_race, args=(root, options.endpoint_url, barrier, wins))
+        for _ in range(2)
+    ]
+    for proc in procs:
+        proc.start()
+    won: dict[int, list[int]] = {}
+    done = 0
+    while done < 2:
+        item = wins.get(timeout=300)
+        if item is None:
+            done += 1
+        else:
+            won.setdefault(item[0], []).append(item[1])
+    for proc in procs:
+        proc.join(60)
+    double = {trial: pids for trial, pids in won.items() if len(pids) > 1}
+    assert double == {}, f"{len(double)} of {RACE_TRIALS} trials had two winners"
+    assert sorted(won) == list(range(RACE_TRIALS))  # and every trial had its one winner

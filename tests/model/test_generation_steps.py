@@ -1,0 +1,120 @@
+"""Generation that does not wait on the host: no forward pass whose logits nobody reads, stops
+checked every k steps, and the same answers whatever k is."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from model import GenerationSettings, build_prompt, load_model, tokenize_with_video
+from model.checkpoint import TOY_CHECKPOINT_DIR
+from model.generation import generate_ids
+from model.toy.world import make_clips, render_clip
+from tests.helpers import build_tiny_model
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_tiny_model(seed=11)
+
+
+def _video(model, n: int, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    clips = [rng.integers(0, 256, size=(3, 56, 56, 3), dtype=np.uint8) for _ in range(n)]
+    return model.encode_frames(clips)
+
+
+def _prompt(model) -> list[int]:
+    return tokenize_with_video(build_prompt("Describe the video."), model.tokenizer)
+
+
+def _count_passes(model, monkeypatch) -> list[int]:
+    """Wrap the real language model's forward; returns a list that grows by one per pass."""
+    real = model.language_model.forward
+    calls: list[int] = []
+
+    def forward(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model.language_model, "forward", forward)
+    return calls
+
+
+def test_n_new_tokens_take_n_forward_passes(tiny, monkeypatch):
+    video = _video(tiny, 3)
+    calls = _count_passes(tiny, monkeypatch)
+    ids = generate_ids(tiny, video, [_prompt(tiny)] * 3, GenerationSettings(max_new_tokens=6))
+    assert max(len(row) for row in ids) == 6  # some row ran to the limit (none stopped early)
+    assert len(calls) == 6  # 1 prefill + 5 steps; the 6th token's logits are never needed
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """The shipped toy checkpoint: trained, so its answers end on a stop token."""
+    return load_model(TOY_CHECKPOINT_DIR, device="cpu", dtype=torch.float32)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.8])
+def test_answers_do_not_depend_on_how_often_stops_are_checked(toy, temperature):
+    video = toy.encode_frames([render_clip(c.spec, 8, 64) for c in make_clips(5454, 5)])
+    rows = [_prompt(toy)] * 5
+    settings = [
+        GenerationSettings(max_new_tokens=24, temperature=temperature, seed=4, stop_check_every=k)
+        for k in (1, 8, 64)
+    ]
+    answers = [generate_ids(toy, video, rows, each) for each in settings]
+    assert answers[0] == answers[1] == answers[2]
+    assert len({len(row) for row in answers[0]}) > 1  # rows stop at different steps
+
+
+def test_stop_check_every_must_be_positive():
+    with pytest.raises(ValueError, match="stop_check_every"):
+        GenerationSettings(stop_check_every=0)
+
+
+def _count_prefill(model, monkeypatch) -> list[int]:
+    """Wrap the real language model's forward; records the length of each multi-token pass."""
+    real = model.language_model.forward
+    lengths: list[int] = []
+
+    def forward(*args, **kwargs):
+        width = kwargs["inputs_embeds"].shape[1]
+        if width > 1:
+            lengths.append(width)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model.language_model, "forward", forward)
+    return lengths
+
+
+CAPTION_Q = "Describe the video."
+TAGS_Q = "List the tags of the video, comma separated."
+
+
+def test_caption_and_tags_share_the_prefill_and_answer_the_same(toy, monkeypatch):
+    video = toy.encode_frames([render_clip(c.spec, 8, 64) for c in make_clips(5455, 4)])
+    caption_settings = GenerationSettings(max_new_tokens=24)
+    tag_settings = GenerationSettings(max_new_tokens=16)
+    alone = (
+        toy.caption(video, CAPTION_Q, caption_settings),
+        toy.generate_tags(video, TAGS_Q, tag_settings),
+    )
+    lengths = _count_prefill(toy, monkeypatch)
+    prefix = toy.share_prefix(video, [CAPTION_Q, TAGS_Q])
+    shared = (
+        toy.caption(video, CAPTION_Q, caption_settings, prefix),
+        toy.generate_tags(video, TAGS_Q, tag_settings, prefix),
+    )
+    assert shared == alone
+    caption_len = len(_prompt(toy)) - 1 + video.shape[1]
+    tags_len = len(toy_prompt(toy, TAGS_Q)) - 1 + video.shape[1]
+    assert prefix is not None and lengths[0] == prefix.batch.embeds.shape[1]
+    # the shared part once, then each question's own tokens: fewer than two full prefills
+    assert sum(lengths) == lengths[0] + (caption_len - lengths[0]) + (tags_len - lengths[0])
+    assert sum(lengths) < caption_len + tags_len - video.shape[1]
+
+
+def toy_prompt(model, question: str) -> list[int]:
+    return tokenize_with_video(build_prompt(question), model.tokenizer)
