@@ -3,21 +3,14 @@ broken YAML file names the file, line and column in at most two lines, exit 2 ev
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.jobs.cli_process import run_clipnote
 
 
 def _clipnote(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "AWS_"))}
-    env.update(PYTHONPATH=str(ROOT), COLUMNS="250")
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+    return run_clipnote(*args, cwd=cwd, columns=250)
 
 
 def _error_lines(result: subprocess.CompletedProcess) -> list[str]:

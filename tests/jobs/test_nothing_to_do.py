@@ -7,26 +7,18 @@ Ray is whether it created anything there.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.jobs.cli_process import ROOT, run_clipnote
 
 
 def _clipnote(*args: str, cwd: Path, ray_tmp: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(PYTHONPATH=str(ROOT), COLUMNS="120", RAY_TMPDIR=str(ray_tmp))
-    env["RAY_USAGE_STATS_ENABLED"] = "0"
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    return run_clipnote(*args, cwd=cwd, RAY_TMPDIR=str(ray_tmp))
 
 
 @pytest.mark.slow  # one real night on a local Ray

@@ -4,23 +4,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import av
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.jobs.cli_process import run_clipnote
 
 
 def _clipnote(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(PYTHONPATH=str(ROOT), COLUMNS="80")
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+    return run_clipnote(*args, cwd=cwd, columns=80)
 
 
 def test_toy_videos_writes_n_videos_and_their_truth_and_nothing_else(tmp_path: Path) -> None:
