@@ -34,6 +34,7 @@ from pipeline.annotate.settings import AnnotateSettings
 from pipeline.config import RunConfig
 from pipeline.core.errors import CommitError
 from pipeline.core.records import VideoRef
+from pipeline.core.rows import RowIdentity, output_row
 from pipeline.core.storage import StorageOptions
 from pipeline.decode.video_rows import DecodeSettings, error_row
 from pipeline.input.listing import iter_videos
@@ -154,8 +155,6 @@ def done_index(output: str, options: StorageOptions, mode: RunMode) -> DoneIndex
 
 def _lost_rows(refs: list[VideoRef], settings: AnnotateSettings, settings_hash: str) -> pa.Table:
     """Error rows for queued videos that produced no row at all: nothing is lost silently."""
-    from pipeline.core.rows import RowIdentity, output_row
-
     rows = []
     for ref in refs:
         decoded = error_row(ref, "no output produced for this video (worker lost?)")

@@ -15,7 +15,8 @@ def run_clipnote(
     *args: str, cwd: Path, columns: int = 120, timeout: float = 600, **env: str
 ) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "AWS_"))}
-    base.update(PYTHONPATH=str(ROOT), COLUMNS=str(columns), RAY_USAGE_STATS_ENABLED="0", **env)
+    base.update(PYTHONPATH=str(ROOT), COLUMNS=str(columns), RAY_USAGE_STATS_ENABLED="0")
+    base.update(env)
     return subprocess.run(
         [sys.executable, "-m", "jobs.cli", *args],
         cwd=cwd, env=base, capture_output=True, text=True, timeout=timeout,

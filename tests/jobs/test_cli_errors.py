@@ -9,20 +9,18 @@ minute-long hang, for the Ray address) before the preflight checks.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.jobs.cli_process import run_clipnote
 from tests.seaweedfs import SeaweedServer, seaweedfs
 
 pytestmark = pytest.mark.slow  # a fresh interpreter (torch, pyarrow) per case
 
-ROOT = Path(__file__).resolve().parents[2]
 READER = ("clipnote-reader", "clipnote-reader-secret")
 
 
@@ -49,12 +47,7 @@ def _closed_port() -> int:
 
 
 def _clipnote(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "AWS_"))}
-    base.update(PYTHONPATH=str(ROOT), COLUMNS="250", **env)
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", *args],
-        cwd=cwd, env=base, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+    return run_clipnote(*args, cwd=cwd, columns=250, timeout=180, **env)
 
 
 def _one_line_error(result: subprocess.CompletedProcess, code: int, *needles: str) -> str:

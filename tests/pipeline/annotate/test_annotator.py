@@ -13,11 +13,9 @@ import pytest
 
 from model.toy.world import TAXONOMY, make_clips, render_clip
 from pipeline.annotate.annotator import Annotator
-from pipeline.annotate.checkpoint_info import toy_checkpoint_dir
 from pipeline.annotate.prompts import PromptSettings
 from pipeline.annotate.settings import AnnotateSettings
-from pipeline.clips.sampling import SamplingConfig
-from pipeline.clips.windows import ClipConfig
+from tests.pipeline.annotate.toy import toy_settings
 
 pytestmark = pytest.mark.slow  # the real toy model: seconds per test on 2 cores
 
@@ -26,17 +24,10 @@ CLIPS = make_clips(SEED, 3)
 
 
 def _settings(**prompts: Any) -> AnnotateSettings:
-    return AnnotateSettings(
-        run_id="annotate-test",
-        model_source=str(toy_checkpoint_dir()),
-        prompts=PromptSettings(**prompts),
-        clips=ClipConfig(mode="whole"),
-        sampling=SamplingConfig(num_frames=8),
-        dtype="float32",
-        device="cpu",
-        max_new_tokens=24,
-        tag_max_new_tokens=16,
-    )
+    return toy_settings(
+        "annotate-test", PromptSettings(**prompts), dtype="float32", device="cpu",
+        max_new_tokens=24, tag_max_new_tokens=16,
+    )  # fmt: skip
 
 
 def _row(index: int, frames: np.ndarray, status: str = "ok", error: str | None = None):

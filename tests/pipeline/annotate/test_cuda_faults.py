@@ -14,20 +14,15 @@ import torch
 
 from model.toy.world import make_clips, render_clip
 from pipeline.annotate.annotator import Annotator
-from pipeline.annotate.checkpoint_info import toy_checkpoint_dir
 from pipeline.annotate.cuda_faults import POISONED_EXIT_CODE, CudaFault
 from pipeline.annotate.prompts import PromptSettings
-from pipeline.annotate.settings import AnnotateSettings
-from pipeline.clips.sampling import SamplingConfig
-from pipeline.clips.windows import ClipConfig
+from tests.pipeline.annotate.toy import toy_settings
 
 pytestmark = pytest.mark.slow  # the real toy model
 
 CLIPS = make_clips(5353, 4)
-SETTINGS = AnnotateSettings(
-    run_id="fault-test", model_source=str(toy_checkpoint_dir()),
-    prompts=PromptSettings(tag_mode="generate"), clips=ClipConfig(mode="whole"),
-    sampling=SamplingConfig(num_frames=8), dtype="float32", device="cpu",
+SETTINGS = toy_settings(
+    "fault-test", PromptSettings(tag_mode="generate"), dtype="float32", device="cpu",
     max_new_tokens=8, tag_max_new_tokens=4,
 )  # fmt: skip
 

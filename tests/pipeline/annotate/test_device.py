@@ -10,17 +10,14 @@ import pytest
 import torch
 
 from model.toy.video_io import write_toy_videos
-from pipeline.annotate.checkpoint_info import toy_checkpoint_dir
 from pipeline.annotate.device import GpuUnusable, actor_device, actor_gpus
 from pipeline.annotate.prompts import PromptSettings
-from pipeline.annotate.settings import AnnotateSettings
 from pipeline.annotate.stage import AnnotateStage
-from pipeline.clips.sampling import SamplingConfig
-from pipeline.clips.windows import ClipConfig
 from pipeline.config import build_config
 from pipeline.core.errors import EnvironmentFailure
 from pipeline.core.stage import Resources
 from pipeline.run import run_pipeline
+from tests.pipeline.annotate.toy import toy_settings
 
 
 def _no_gpus() -> bool:
@@ -49,11 +46,7 @@ def test_auto_dtype_is_bf16_on_a_gpu_and_fp32_on_a_cpu():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_an_actor_given_a_gpu_without_cuda_fails_at_start_in_one_line():
-    settings = AnnotateSettings(
-        run_id="device-test", model_source=str(toy_checkpoint_dir()),
-        prompts=PromptSettings(tag_mode="none"), clips=ClipConfig(mode="whole"),
-        sampling=SamplingConfig(num_frames=8),
-    )  # fmt: skip
+    settings = toy_settings("device-test", PromptSettings(tag_mode="none"))
     stage = AnnotateStage(settings, batch_size=2, workers=1, resources=Resources(cpus=1, gpus=1))
     with pytest.raises(GpuUnusable) as caught:
         stage.ready()

@@ -10,13 +10,10 @@ import numpy as np
 import pytest
 
 from model.toy.world import make_clips, render_clip
-from pipeline.annotate.checkpoint_info import toy_checkpoint_dir
 from pipeline.annotate.prompts import PromptSettings
-from pipeline.annotate.settings import AnnotateSettings
 from pipeline.annotate.stage import AnnotateStage
-from pipeline.clips.sampling import SamplingConfig
-from pipeline.clips.windows import ClipConfig
 from pipeline.core.stage import Resources
+from tests.pipeline.annotate.toy import toy_settings
 
 
 def test_naming_the_stage_does_not_import_torch():
@@ -27,10 +24,8 @@ def test_naming_the_stage_does_not_import_torch():
 
 @pytest.mark.slow  # the real toy model
 def test_a_batch_gets_one_output_row_per_row_in_order():
-    settings = AnnotateSettings(
-        run_id="stage-test", model_source=str(toy_checkpoint_dir()),
-        prompts=PromptSettings(tag_mode="generate"), clips=ClipConfig(mode="whole"),
-        sampling=SamplingConfig(num_frames=8), dtype="float32", device="cpu",
+    settings = toy_settings(
+        "stage-test", PromptSettings(tag_mode="generate"), dtype="float32", device="cpu",
         max_new_tokens=8, tag_max_new_tokens=4,
     )  # fmt: skip
     stage = AnnotateStage(settings, batch_size=2, workers=1, resources=Resources(cpus=1))
