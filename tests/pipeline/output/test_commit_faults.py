@@ -27,6 +27,7 @@ from benchmarks.reliability import (
     proxy_trial,
     put_videos,
 )
+from tests.pipeline.decode.faults import slow_name
 
 pytestmark = [pytest.mark.slow, pytest.mark.trials]  # CI runs them after the test command
 
@@ -34,12 +35,19 @@ TRIALS = int(os.environ.get("CLIPNOTE_FAULT_TRIALS", "10"))
 VIDEOS = 3
 """Three 2 s videos of two 1 s clips: a chunk per video, so kills before any chunk, after the
 first and after the second."""
+SLOW_S = 3.0
+"""Each video decodes this much later than the one before it (`faults.slow_name`): toy videos
+decode in a blink, so otherwise their chunks can commit in the same instant and no kill could
+ever land between two of them (seen in CI: 0 of 7 such kills between chunks on moto)."""
 ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> dict[str, bytes]:
-    return make_videos(tmp_path_factory.mktemp("fault-videos"), n=VIDEOS)
+    made = make_videos(tmp_path_factory.mktemp("fault-videos"), n=VIDEOS)
+    return {
+        slow_name(name, i * SLOW_S): data for i, (name, data) in enumerate(sorted(made.items()))
+    }
 
 
 @pytest.fixture(scope="module")
