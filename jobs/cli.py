@@ -250,7 +250,18 @@ def query(
 
     with user_errors():
         storage = _storage(endpoint_url, region)
-        run_query(output, sql, fmt, out, storage, console, allow_files=allow_files)  # type: ignore[arg-type]
+        rows = run_query(output, sql, fmt, out, storage, console, allow_files=allow_files)  # type: ignore[arg-type]
+    if out is not None:
+        _wrote(f"wrote {rows} row{'s' if rows != 1 else ''} ({fmt}) to", out)
+
+
+def _wrote(what: str, out: str) -> None:
+    """What a command wrote, then where, whole on a line of its own (absolute if local)."""
+    from pipeline.core.storage import is_remote
+
+    where = out if is_remote(out) else str(Path(out).expanduser().resolve())
+    console.print(what, soft_wrap=True, markup=False, highlight=False)
+    console.print(where, soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command()
@@ -293,10 +304,8 @@ def report(
     with user_errors():
         storage = _storage(endpoint_url, region)
         data = write_report(output, out, storage, where, limit, allow_files)
-        console.print(
-            f"wrote {out}: {len(data.clips)} of {data.matched} clips, {len(data.runs)} runs",
-            soft_wrap=True,
-        )
+    runs = f"{len(data.runs)} run{'s' if len(data.runs) != 1 else ''}"
+    _wrote(f"wrote a report of {len(data.clips)} of {data.matched} clips and {runs} to", out)
 
 
 @app.command()
@@ -331,6 +340,39 @@ def plan(
         else:
             console.print(format_plan(measure, sized, extra["this_machine"]), soft_wrap=True,
                           markup=False, highlight=False)  # fmt: skip
+
+
+@app.command()
+def similar(
+    output: OutputArg,
+    clip_id: Annotated[str, typer.Argument(help="the clip_id to find neighbours of")],
+    k: Annotated[int, typer.Option("--k", help="how many neighbours")] = 10,
+    fmt: Annotated[str, typer.Option("--format", help="table | json | csv")] = "table",
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+) -> None:
+    """The clips nearest to CLIP_ID by embedding, with their cosine similarity."""
+    from jobs.similar import run_similar
+
+    with user_errors():
+        run_similar(output, clip_id, k, fmt, _storage(endpoint_url, region), console)
+
+
+@app.command()
+def dedup(
+    output: OutputArg,
+    mode: Annotated[str, typer.Option("--mode", help="footage | semantic")] = "footage",
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="cosine distance (default per mode)")
+    ] = None,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+) -> None:
+    """Group duplicate clips (committed like a run; clips.duplicate_of names the kept clip)."""
+    from jobs.dedup import run_dedup
+
+    with user_errors():
+        run_dedup(output, mode, threshold, _storage(endpoint_url, region), console)
 
 
 def main() -> None:

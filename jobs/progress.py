@@ -28,23 +28,41 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
-def describe(progress: RunProgress, elapsed_s: float) -> str:
-    """One line a person can read at a glance, with speed and time left."""
+def describe(progress: RunProgress, elapsed_s: float, width: int | None = None) -> str:
+    """One line a person can read at a glance, with speed and time left; within `width`
+    columns (a longer line wraps on a terminal, and a wrapped line cannot be redrawn in
+    place), by leaving out first the listing counts, then the speed, then words."""
     ok = progress.counts.get(STATUS_OK, 0)
     errors = sum(n for status, n in progress.counts.items() if status != STATUS_OK)
     clips = ok + errors
     rate = clips / elapsed_s if elapsed_s > 0 else 0.0
-    line = (
-        f"videos {progress.written}/{progress.queued} done"
-        f" (listed {progress.listed}, skipped {progress.skipped},"
-        f" committed {progress.committed}) | clips ok {ok}, errors {errors}"
-        f" | {rate:.2f} clips/s"
-    )
     remaining = progress.queued - progress.written
+    eta = ""
     if progress.written and remaining > 0:
-        eta = elapsed_s / progress.written * remaining
-        line += f" | ETA {_duration(eta)}"
-    return line + f" | {_duration(elapsed_s)} elapsed"
+        eta = f" | ETA {_duration(elapsed_s / progress.written * remaining)}"
+    done = f"videos {progress.written}/{progress.queued}"
+    counts = f"clips ok {ok}, errors {errors}"
+    elapsed = _duration(elapsed_s)
+    candidates = (
+        f"{done} done (listed {progress.listed}, skipped {progress.skipped},"
+        f" committed {progress.committed}) | {counts} | {rate:.2f} clips/s{eta}"
+        f" | {elapsed} elapsed",
+        f"{done} done (committed {progress.committed}) | {counts} | {rate:.2f} clips/s{eta}"
+        f" | {elapsed} elapsed",
+        f"{done} done | {counts}{eta} | {elapsed} elapsed",
+        f"{done} | ok {ok}, errors {errors}{eta} | {elapsed}",
+    )
+    for line in candidates:
+        if width is None or len(line) <= width:
+            return line
+    return candidates[-1]
+
+
+def _width() -> int:
+    """The terminal's width (`COLUMNS` first, as everywhere); 120 where there is none."""
+    import shutil
+
+    return shutil.get_terminal_size((120, 24)).columns
 
 
 class ProgressDisplay:
@@ -56,7 +74,7 @@ class ProgressDisplay:
         interval_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.stream = stream or sys.stderr
+        self._stream = stream
         self.live = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval_s = interval_s
         self.clock = clock
@@ -64,20 +82,28 @@ class ProgressDisplay:
         self._last_print: float | None = None
         self._last: RunProgress | None = None
 
+    @property
+    def stream(self) -> TextIO:
+        """The stream given, or `sys.stderr` as it is now: once Ray starts, that is a new
+        object (`jobs.native_stderr`), and writing to it keeps this line off the filter."""
+        return self._stream or sys.stderr
+
     def __call__(self, progress: RunProgress) -> None:
         self._last = progress
         now = self.clock()
         if self.live:
-            self._write(f"\r\033[2K{describe(progress, now - self.started)}", newline=False)
+            line = describe(progress, now - self.started, _width() - 1)
+            self._write(f"\r\033[2K{line}", newline=False)
         elif self._last_print is None or now - self._last_print >= self.interval_s:
-            self._write(describe(progress, now - self.started))
+            self._write(describe(progress, now - self.started, _width()))
             self._last_print = now
 
     def close(self) -> None:
         if self._last is None:
             return
         prefix = "\r\033[2K" if self.live else ""
-        self._write(prefix + describe(self._last, self.clock() - self.started))
+        width = _width() - (1 if self.live else 0)
+        self._write(prefix + describe(self._last, self.clock() - self.started, width))
 
     def _write(self, text: str, newline: bool = True) -> None:
         self.stream.write(text + ("\n" if newline else ""))
@@ -95,7 +121,7 @@ def run_with_display(
 
     if os.environ.get("RAY_ADDRESS"):  # a cluster named but down: say so before any work
         check_ray_address(os.environ["RAY_ADDRESS"])
-    display = ProgressDisplay(stream=sys.stderr)
+    display = ProgressDisplay()
     try:
         summary = run_pipeline(
             config, on_progress=display, connect=lambda: connect(verbose=verbose), **run_options

@@ -28,29 +28,30 @@ Python:
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import shutil
 import tempfile
 import weakref
 from collections.abc import Iterator
-from datetime import date, datetime
-from decimal import Decimal
 from typing import IO, Any, Literal
 
 import duckdb
 import pyarrow as pa
 
-from pipeline.core.errors import BadRequest
+from jobs.query_writers import (
+    TABLE_ROWS,
+    write_csv,
+    write_json_lines,
+    write_parquet,
+    write_table,
+)
+from pipeline.core.errors import BadRequest, LocationNotFound
 from pipeline.core.storage import StorageOptions, filesystem, is_remote, strip_scheme
 from pipeline.output.views import register_views
 
 Format = Literal["table", "json", "csv", "parquet"]
 FORMATS: tuple[str, ...] = ("table", "json", "csv", "parquet")
 BATCH_ROWS = 8192
-TABLE_ROWS = 40
-"""Rows the terminal table shows; the rest are counted, not printed."""
 VIEWS = ("clips", "clips_all", "runs")
 
 
@@ -128,12 +129,36 @@ def connect(
         weakref.finalize(con, shutil.rmtree, own_temp, ignore_errors=True)
     con.execute("SET enable_progress_bar = false")  # it writes to stdout, where results go
     snap = register_views(con, output, options)
+    if not snap.runs and not snap.chunks:
+        try:
+            require_output(snap.output, options)
+        except LocationNotFound:
+            con.close()
+            raise
     if not allow_files:
         root = snap.output.rstrip("/") + "/"
         con.execute("SET allowed_directories = ?", [[root]])
         con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
+
+
+def require_output(output: str, options: StorageOptions | None = None) -> None:
+    """`LocationNotFound` (exit 2) unless `output` holds clipnote output (its `_runs/` folder,
+    even with nothing committed yet): a mistyped path, or the input given for the output, once
+    answered "0 rows", "no committed runs" or an empty report, and exit 0."""
+    from pipeline.output.layout import RUNS_DIR
+
+    root = output.rstrip("/")
+    fs = filesystem(root, options)
+    try:
+        fs.ls(strip_scheme(f"{root}/{RUNS_DIR}"), detail=False)
+        return
+    except FileNotFoundError:
+        pass
+    if not is_remote(root) and not fs.isdir(root):
+        raise LocationNotFound(f"output: no such folder: {root}")
+    raise LocationNotFound(f"output: no clipnote output in {root} (no {RUNS_DIR}/ folder)")
 
 
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
@@ -180,119 +205,6 @@ def query_arrow(output: str, sql: str, options: StorageOptions | None = None) ->
     """The whole result of `sql` over `output` as one Arrow table (small results)."""
     reader = record_batches(query(connect(output, options), sql))
     return pa.Table.from_batches(list(iter_batches(reader)), schema=reader.schema)
-
-
-# -- writers: one batch at a time ---------------------------------------------------------------
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _plain_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Columns CSV can hold: lists and structs as JSON text, binary as base64."""
-    arrays, changed = [], False
-    for field, column in zip(batch.schema, batch.columns, strict=True):
-        kind = field.type
-        if pa.types.is_nested(kind):
-            text = [
-                None if v is None else json.dumps(v, default=_json_value, ensure_ascii=False)
-                for v in column.to_pylist()
-            ]
-            arrays.append(pa.array(text, pa.string()))
-            changed = True
-        elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-            text = [None if v is None else _json_value(v) for v in column.to_pylist()]
-            arrays.append(pa.array(text, pa.string()))
-            changed = True
-        else:
-            arrays.append(column)
-    if not changed:
-        return batch
-    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
-
-
-def write_json_lines(batches: Iterator[pa.RecordBatch], out: IO[str]) -> int:
-    """One JSON object per row and line (binary as base64, times as ISO 8601); rows written."""
-    rows = 0
-    for batch in batches:
-        for row in batch.to_pylist():
-            out.write(json.dumps(row, default=_json_value, ensure_ascii=False))
-            out.write("\n")
-        rows += batch.num_rows
-    return rows
-
-
-def write_csv(batches: Iterator[pa.RecordBatch], schema: pa.Schema, out: IO[bytes]) -> int:
-    """CSV with a header; nested columns as JSON text, binary as base64; rows written."""
-    import pyarrow.csv as pacsv
-
-    writer = None
-    rows = 0
-    for batch in batches:
-        plain = _plain_columns(batch)
-        if writer is None:
-            writer = pacsv.CSVWriter(out, plain.schema)
-        writer.write_batch(plain)
-        rows += batch.num_rows
-    if writer is None:  # no rows: still a header
-        empty = _plain_columns(pa.RecordBatch.from_pylist([], schema=schema))
-        writer = pacsv.CSVWriter(out, empty.schema)
-    writer.close()
-    return rows
-
-
-def write_parquet(batches: Iterator[pa.RecordBatch], schema: pa.Schema, out: IO[bytes]) -> int:
-    """Parquet (zstd), written one batch at a time; rows written."""
-    import pyarrow.parquet as pq
-
-    rows = 0
-    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
-        for batch in batches:
-            writer.write_batch(batch)
-            rows += batch.num_rows
-    return rows
-
-
-def _cell(value: Any, width: int = 60) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
-    if isinstance(value, list | dict):
-        text = json.dumps(value, default=_json_value, ensure_ascii=False)
-    elif isinstance(value, float):
-        text = f"{value:.6g}"
-    else:
-        text = str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def write_table(
-    batches: Iterator[pa.RecordBatch], schema: pa.Schema, console: Any, max_rows: int = TABLE_ROWS
-) -> int:
-    """A terminal table of the first `max_rows` rows; the rest are counted (streamed)."""
-    from rich.table import Table
-
-    table = Table(show_lines=False)
-    for name in schema.names:
-        table.add_column(name, overflow="fold")
-    rows = 0
-    for batch in batches:
-        if rows < max_rows:
-            for row in batch.slice(0, max_rows - rows).to_pylist():
-                table.add_row(*(_cell(row[name]) for name in schema.names))
-        rows += batch.num_rows
-    console.print(table)
-    more = f" (first {max_rows} shown; --format csv/json/parquet --out FILE for all)"
-    console.print(f"{rows} row{'s' if rows != 1 else ''}" + (more if rows > max_rows else ""))
-    return rows
 
 
 def write_result(

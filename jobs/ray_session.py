@@ -1,7 +1,17 @@
 """Connecting to Ray: the cluster named by RAY_ADDRESS, or a local one started here.
 
-Quiet by default: Ray's own INFO logs and Ray Data's progress bars would drown clipnote's
-single progress line, so they appear only with `verbose=True` (`--verbose`). An address that
+A local Ray is loopback-only: every process (GCS, raylet, workers, the dashboard and
+runtime-env agents, the metrics exporter) binds 127.0.0.1, because Ray binds loopback only when
+the node's address is exactly 127.0.0.1, and on Linux `ray.init` swaps a given 127.0.0.1 for
+the machine's network address (`services.resolve_ip_for_localhost`) unless Ray thinks it runs
+without clusters (`ray_constants.ENABLE_RAY_CLUSTER`, as on macOS). `_loopback_node` turns that
+off for the start only. Token authentication is on as well: Ray turns it on for a new local
+Ray unless `RAY_AUTH_MODE` says otherwise (its warning saying so is one of Ray's logs).
+
+Quiet by default: Ray's own logs, warnings and Ray Data's progress bars would drown clipnote's
+single progress line, so they appear only with `verbose=True` (`--verbose`): Ray's Python
+loggers at ERROR, its deprecation warnings (about Ray's own internals) ignored, and the lines
+its C++ core writes to this process's stderr left out (`jobs.native_stderr`). An address that
 nothing answers on fails in seconds with a clear `Unreachable` error instead of Ray's
 minute-long wait.
 """
@@ -11,6 +21,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 from pipeline.core.errors import Unreachable
@@ -50,14 +63,45 @@ def check_ray_address(address: str) -> None:
         ) from None
 
 
-def _quiet_ray_data() -> None:
+def _quiet_ray() -> None:
+    """Ray's Python loggers at ERROR, its deprecation warnings ignored, no Ray Data progress
+    bars (nor the warning Ray Data logs once about them being off)."""
     import ray.data
+    from ray.util.annotations import RayDeprecationWarning
 
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     for name in ("ray", "ray.data", "ray.data._internal"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=RayDeprecationWarning)
+
+
+@contextmanager
+def _loopback_node() -> Iterator[None]:
+    """While a local Ray starts: 127.0.0.1 stays the node's address (see the module's doc)."""
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+
+
+def start_local(num_cpus: int | None = None, verbose: bool = False) -> None:
+    """A new local Ray on loopback only, this process its driver.
+
+    `address="local"`: a new Ray, even when a `ray start` cluster runs on this machine."""
+    import ray
+
+    with _loopback_node():
+        ray.init(
+            address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=verbose,
+            logging_level=logging.INFO if verbose else logging.ERROR,
+            _node_ip_address="127.0.0.1", _system_config=LOCAL_SYSTEM_CONFIG,
+        )  # fmt: skip
 
 
 def cluster_cpus() -> float:
@@ -73,7 +117,11 @@ def connect(num_cpus: int | None = None, verbose: bool = False) -> None:
 
     if ray.is_initialized():
         return
-    level = logging.INFO if verbose else logging.WARNING
+    if not verbose:
+        from jobs.native_stderr import filter_native_stderr
+
+        filter_native_stderr()
+        _quiet_ray()  # before the start: its own warnings (token auth) are Ray's loggers too
     address = os.environ.get("RAY_ADDRESS")
     if address:
         check_ray_address(address)
@@ -81,12 +129,9 @@ def connect(num_cpus: int | None = None, verbose: bool = False) -> None:
         target = _host_port(address)
         if target and target[0] in _LOOPBACK:
             kwargs["_node_ip_address"] = "127.0.0.1"  # else Ray swaps in the interface address
+        level = logging.INFO if verbose else logging.ERROR
         ray.init(address=address, log_to_driver=verbose, logging_level=level, **kwargs)
     else:
-        # address="local": a new Ray, even when a `ray start` cluster runs on this machine.
-        ray.init(
-            address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=verbose,
-            logging_level=level, _node_ip_address="127.0.0.1", _system_config=LOCAL_SYSTEM_CONFIG,
-        )  # fmt: skip
+        start_local(num_cpus, verbose)
     if not verbose:
-        _quiet_ray_data()
+        _quiet_ray()  # ray.init set the "ray" logger's level again

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from jobs.report_assets import CSS, SCRIPT
 from jobs.stats import RunStats, run_stats
 from pipeline.core.status import STATUS_OK
 from pipeline.core.storage import StorageOptions
@@ -183,48 +184,38 @@ def render_card(row: dict[str, Any], endpoint: str | None = None) -> str:
     )
 
 
-def _bar_chart(title: str, runs: list[str], series: list[tuple[str, str, list[float]]]) -> str:
-    """A stacked bar chart as inline SVG: one bar per run, one colour per series."""
-    width, height, left, bottom, top = 560, 200, 48, 40, 24
+CHART_RUNS = 30
+"""The charts show the latest this many runs (the table shows every run)."""
+
+
+def _bar_chart(
+    title: str, runs: list[str], series: list[tuple[str, str, list[float]]], note: str = ""
+) -> str:
+    """A stacked bar chart in HTML, one bar per run under its whole name, one colour per
+    series. HTML, not SVG: an SVG scales its text down with it, which made the labels
+    unreadable on a phone, and run names under the bars had to be cut to fit."""
     totals = [sum(s[2][i] for s in series) for i in range(len(runs))]
     peak = max(totals, default=0) or 1.0
-    slot = (width - left - 8) / max(len(runs), 1)
-    bar = max(min(slot * 0.6, 60), 2)
-    scale = (height - bottom - top) / peak
-    parts = [
-        f'<svg class="chart" role="img" aria-label="{_e(title)}" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
-        f'<text x="{left}" y="14" class="ct">{_e(title)}</text>',
-        f'<line x1="{left}" y1="{height - bottom}" x2="{width - 4}" y2="{height - bottom}" '
-        'class="axis"/>',
-        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" class="ax">{peak:.3g}</text>',
-        f'<text x="{left - 6}" y="{height - bottom}" text-anchor="end" class="ax">0</text>',
-    ]
+    bars = []
     for i, run in enumerate(runs):
-        x = left + i * slot + (slot - bar) / 2
-        y = height - bottom
-        for name, colour, values in series:
-            h = values[i] * scale
-            if h > 0:
-                y -= h
-                parts.append(
-                    f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
-                    f'fill="{colour}"><title>{_e(run)}: {_e(name)} {values[i]:.4g}</title></rect>'
-                )
-        label = run if len(run) <= 14 else run[:13] + "…"
-        parts.append(
-            f'<text x="{x + bar / 2:.1f}" y="{height - bottom + 14}" text-anchor="middle" '
-            f'class="ax">{_e(label)}</text>'
+        segments = "".join(
+            f'<span class="seg" style="width:{100 * values[i] / peak:.2f}%;background:{colour}"'
+            f' title="{_e(run)}: {_e(name)} {values[i]:.4g}"></span>'
+            for name, colour, values in series
+            if values[i] > 0
         )
-    legend_x = left
-    for name, colour, _ in series:
-        parts.append(
-            f'<rect x="{legend_x}" y="{height - 14}" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{legend_x + 14}" y="{height - 5}" class="ax">{_e(name)}</text>'
+        bars.append(
+            f'<div class="bar"><span class="run">{_e(run)}</span>'
+            f'<span class="track">{segments}</span><span class="num">{totals[i]:.4g}</span></div>'
         )
-        legend_x += 24 + 7 * len(name)
-    parts.append("</svg>")
-    return "".join(parts)
+    legend = "".join(
+        f'<span><i style="background:{colour}"></i>{_e(name)}</span>' for name, colour, _ in series
+    )
+    caption = _e(title) + (f' <span class="note">{_e(note)}</span>' if note else "")
+    return (
+        f'<figure class="chart" aria-label="{_e(title)}"><figcaption>{caption}</figcaption>'
+        f'{"".join(bars)}<div class="legend">{legend}</div></figure>'
+    )
 
 
 _ERROR_COLOURS = ("#d64545", "#e08a2c", "#8e44ad", "#555555")
@@ -233,14 +224,17 @@ _ERROR_COLOURS = ("#d64545", "#e08a2c", "#8e44ad", "#555555")
 def render_summary(runs: list[RunStats]) -> str:
     if not runs:
         return '<section class="summary"><p>No committed runs.</p></section>'
-    names = [r.run_id for r in runs]
-    kinds = sorted({e.status for r in runs for e in r.errors})
-    series = [(STATUS_OK, "#2e9e5b", [float(r.clips_ok) for r in runs])]
+    charted = runs[-CHART_RUNS:]
+    note = f"(latest {len(charted)} of {len(runs)} runs)" if len(charted) < len(runs) else ""
+    names = [r.run_id for r in charted]
+    kinds = sorted({e.status for r in charted for e in r.errors})
+    series = [(STATUS_OK, "#2e9e5b", [float(r.clips_ok) for r in charted])]
     for n, kind in enumerate(kinds):
-        rows = [float(sum(e.rows for e in r.errors if e.status == kind)) for r in runs]
+        rows = [float(sum(e.rows for e in r.errors if e.status == kind)) for r in charted]
         series.append((kind, _ERROR_COLOURS[min(n, len(_ERROR_COLOURS) - 1)], rows))
-    charts = _bar_chart("rows by status", names, series) + _bar_chart(
-        "throughput (clips/s)", names, [("clips/s", "#3b6fd6", [r.clips_per_s or 0 for r in runs])]
+    speed = [("clips/s", "#3b6fd6", [r.clips_per_s or 0 for r in charted])]
+    charts = _bar_chart("rows by status", names, series, note) + _bar_chart(
+        "throughput (clips/s)", names, speed, note
     )
     head = (
         "<tr><th>run</th><th>state</th><th>date</th><th>videos</th><th>clips ok</th>"
@@ -267,152 +261,9 @@ def render_summary(runs: list[RunStats]) -> str:
     return (
         '<section class="summary"><h2>Runs</h2>'
         f'<div class="charts">{charts}</div>'
-        f'<table class="runs">{head}{"".join(body)}</table>{errors}</section>'
+        f'<div class="scroll"><table class="runs">{head}{"".join(body)}</table></div>{errors}'
+        "</section>"
     )
-
-
-_CSS = """
-:root{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2330;
-background:#f5f6f8}
-body{margin:0;padding:16px 20px}
-h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:12px 0 6px}
-.sub{color:#5b6475;font-size:13px;margin-bottom:10px}
-.summary{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:8px 14px;
-margin-bottom:14px}
-.charts{display:flex;flex-wrap:wrap;gap:12px}
-.chart .ct{font-size:13px;font-weight:600;fill:#1d2330}.chart .ax{font-size:11px;fill:#5b6475}
-.chart .axis{stroke:#9aa3b2}
-table.runs{border-collapse:collapse;font-size:13px;margin-top:6px}
-table.runs td,table.runs th{border-bottom:1px solid #e6e9ef;padding:3px 10px;text-align:right}
-table.runs td:first-child,table.runs th:first-child{text-align:left}
-.reasons{font-size:12px;color:#7a2b2b}
-.controls{position:sticky;top:0;background:#f5f6f8;padding:8px 0;z-index:2;
-border-bottom:1px solid #dde1e8;margin-bottom:10px}
-.controls input[type=search]{width:320px;padding:6px 8px;font-size:14px}
-.controls select{padding:5px;font-size:14px;margin-left:6px}
-#count{margin-left:10px;font-size:13px;color:#5b6475}
-.chips{margin-top:8px;display:flex;flex-wrap:wrap;gap:5px}
-.chip{border:1px solid #b8c0cc;background:#fff;border-radius:14px;padding:2px 10px;
-font-size:12px;cursor:pointer}
-.chip[aria-pressed=true]{background:#3b6fd6;color:#fff;border-color:#3b6fd6}
-.chip span{opacity:.7;margin-left:3px}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:12px}
-.card{background:#fff;border:1px solid #dde1e8;border-radius:8px;overflow:hidden;
-display:flex;flex-direction:column;content-visibility:auto;contain-intrinsic-size:auto 300px}
-.card[hidden]{display:none!important}
-.card img{width:100%;aspect-ratio:16/10;object-fit:contain;background:#111;display:block}
-.nothumb{aspect-ratio:16/10;background:#30343c;color:#c9ced8;display:flex;
-align-items:center;justify-content:center;font-size:12px}
-.meta{padding:6px 10px 0;font-size:12px;color:#5b6475;display:flex;justify-content:space-between;
-gap:6px}
-.meta a{color:#2b58b5;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-.caption{margin:6px 10px;font-size:14px;line-height:1.35}
-.caption.error{color:#a12d2d;font-size:12px;word-break:break-word}
-.tags{list-style:none;margin:0 10px 10px;padding:0;display:flex;flex-wrap:wrap;gap:4px}
-.tags li{background:#eef1f6;border-radius:10px;padding:1px 8px;font-size:12px}
-.tags .score{color:#5b6475;font-variant-numeric:tabular-nums}
-"""
-
-_JS = r"""
-(function () {
-  "use strict";
-  function decoded(v) {  // a hand-typed `#q=%` is not valid percent-encoding: keep it as typed
-    try { return decodeURIComponent(v); } catch (e) { return v; }
-  }
-  var cards = Array.prototype.slice.call(document.querySelectorAll(".card"));
-  var items = cards.map(function (el) {
-    var cap = el.querySelector(".caption");
-    var src = el.querySelector(".src");
-    var tags = JSON.parse(el.getAttribute("data-tags") || "[]");  // a list: never split
-    return {
-      el: el,
-      tags: new Set(tags),
-      status: el.getAttribute("data-status"),
-      text: [cap ? cap.textContent : "", tags.join(" "), src ? src.title : ""]
-        .join(" ").toLowerCase()
-    };
-  });
-  var q = document.getElementById("q");
-  var statusBox = document.getElementById("status");
-  var count = document.getElementById("count");
-  var chipsBox = document.getElementById("chips");
-  var selected = new Set();
-  var tally = new Map();
-  items.forEach(function (it) {
-    it.tags.forEach(function (t) { tally.set(t, (tally.get(t) || 0) + 1); });
-  });
-  Array.from(tally.keys()).sort(function (a, b) {
-    return tally.get(b) - tally.get(a) || (a < b ? -1 : 1);
-  }).forEach(function (tag) {
-    var b = document.createElement("button");
-    b.type = "button";
-    b.className = "chip";
-    b.setAttribute("data-tag", tag);
-    b.setAttribute("aria-pressed", "false");
-    b.textContent = tag;
-    var n = document.createElement("span");
-    n.textContent = tally.get(tag);
-    b.appendChild(n);
-    b.addEventListener("click", function () {
-      if (selected.has(tag)) { selected.delete(tag); } else { selected.add(tag); }
-      apply(true);
-    });
-    chipsBox.appendChild(b);
-  });
-
-  function apply(updateHash) {
-    var words = [q.value.toLowerCase().replace(/\s+/g, " ").trim()].filter(Boolean);
-    var want = statusBox.value;
-    var shown = 0;
-    for (var i = 0; i < items.length; i++) {
-      var it = items[i];
-      var ok = true;
-      selected.forEach(function (t) { if (ok && !it.tags.has(t)) { ok = false; } });
-      if (ok && want) { ok = want === "ok" ? it.status === "ok" : it.status !== "ok"; }
-      for (var w = 0; ok && w < words.length; w++) { ok = it.text.indexOf(words[w]) >= 0; }
-      if (it.el.hidden === ok) { it.el.hidden = !ok; }
-      if (ok) { shown++; }
-    }
-    count.textContent = shown + " of " + items.length + " clips shown";
-    Array.prototype.forEach.call(chipsBox.children, function (b) {
-      b.setAttribute("aria-pressed", selected.has(b.getAttribute("data-tag")) ? "true" : "false");
-    });
-    if (updateHash) {
-      var parts = [];
-      if (selected.size) {
-        parts.push("tags=" + Array.from(selected).map(encodeURIComponent).join(","));
-      }
-      if (q.value) { parts.push("q=" + encodeURIComponent(q.value)); }
-      if (want) { parts.push("status=" + encodeURIComponent(want)); }
-      history.replaceState(null, "", parts.length ? "#" + parts.join("&") : location.pathname);
-    }
-  }
-
-  function fromHash() {
-    selected.clear();
-    var h = location.hash.replace(/^#/, "");
-    h.split("&").forEach(function (kv) {
-      var i = kv.indexOf("=");
-      if (i < 0) { return; }
-      var k = kv.slice(0, i), v = kv.slice(i + 1);
-      if (k === "tags") {
-        v.split(",").filter(Boolean).forEach(function (t) { selected.add(decoded(t)); });
-      } else if (k === "q") { q.value = decoded(v); }
-      else if (k === "status") { statusBox.value = decoded(v); }
-    });
-    apply(false);
-  }
-
-  var timer = null;
-  q.addEventListener("input", function () {
-    clearTimeout(timer);
-    timer = setTimeout(function () { apply(true); }, items.length > 1000 ? 150 : 0);
-  });
-  statusBox.addEventListener("change", function () { apply(true); });
-  window.addEventListener("hashchange", fromHash);
-  fromHash();
-})();
-"""
 
 
 def render_html(data: ReportData) -> str:
@@ -434,7 +285,7 @@ def render_html(data: ReportData) -> str:
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
         f"<h1>{_e(title)}</h1>"
         f'<div class="sub">{shown} clips{where}{_e(capped)} · generated {_e(data.generated_at)}'
         "</div>"
@@ -447,5 +298,5 @@ def render_html(data: ReportData) -> str:
         '<div id="chips" class="chips" aria-label="filter by tag"></div></div>'
         f'<main class="grid" id="cards">{cards}</main>'
         f'<script type="application/json" id="report-meta">{meta}</script>'
-        f"<script>{_JS}</script></body></html>\n"
+        f"<script>{SCRIPT}</script></body></html>\n"
     )

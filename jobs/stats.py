@@ -188,35 +188,56 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+STATS_COLUMNS = ("run", "state", "date", "videos", "clips ok", "errors", "clips/s", "wall s",
+                 "decode s/clip", "annotate s/clip", "tokens/clip")  # fmt: skip
+
+
+def _detail_lines(s: RunStats, width: int) -> list[str]:
+    """A run's errors by kind with their top reasons, and its top tags, wrapped to `width`."""
+    from jobs.terminal import wrap
+
+    lines = []
+    for e in s.errors:
+        lines.append(f"  {e.status}: {e.rows}")
+        for reason, n in e.top_reasons:
+            first = f"    {n} x "
+            lines += wrap(reason or "(no message)", width, " " * len(first), first)
+    if s.top_tags:
+        tags = ", ".join(f"{t} ({n})" for t, n in s.top_tags)
+        lines += wrap(tags, width, " " * 4, "  top tags: ")
+    return lines
+
+
 def print_stats(stats: list[RunStats], console: Any) -> None:
-    """One table of all runs, then each run's errors and tags."""
-    from rich.table import Table
+    """All runs as one table when it fits the console whole, then each run's errors and tags;
+    on a narrower console one block per run, its errors and tags inside (`jobs.terminal`)."""
+    from jobs.terminal import print_rows, record_lines, table_width
 
     if not stats:
         console.print("no committed runs")
         return
-    table = Table(title="runs")
-    for name in ("run", "state", "date", "videos", "clips ok", "errors", "clips/s", "wall s",
-                 "decode s/clip", "annotate s/clip", "tokens/clip"):  # fmt: skip
-        table.add_column(name, justify="left" if name in ("run", "state", "date") else "right")
+    rows = []
     for s in stats:
         videos = f"{s.videos}" + (f"/{s.videos_listed}" if s.videos_listed is not None else "")
-        table.add_row(
+        rows.append([
             s.run_id, s.state, s.run_date or "-", videos, str(s.clips_ok), str(s.error_rows),
             _num(s.clips_per_s), _num(s.wall_s, 1), _num(s.decode_s_per_clip, 3),
             _num(s.annotate_s_per_clip, 3), _num(s.tokens_per_clip, 1),
-        )  # fmt: skip
-    console.print(table)
-    for s in stats:
-        lines = []
-        for e in s.errors:
-            lines.append(f"  {e.status}: {e.rows}")
-            lines += [f"    {n} x {reason or '(no message)'}" for reason, n in e.top_reasons]
-        if s.top_tags:
-            lines.append("  top tags: " + ", ".join(f"{t} ({n})" for t, n in s.top_tags))
-        if lines:
-            console.print(f"[bold]{s.run_id}[/bold]", soft_wrap=True)
-            console.print("\n".join(lines), soft_wrap=True, markup=False, highlight=False)
+        ])  # fmt: skip
+    width = console.width
+    blocks = []
+    if table_width(STATS_COLUMNS, rows) <= width:
+        print_rows(console, STATS_COLUMNS, rows, right=STATS_COLUMNS[3:], title="runs")
+        for s in stats:
+            details = _detail_lines(s, width)
+            blocks += [s.run_id, *details] if details else []
+    else:
+        for s, row in zip(stats, rows, strict=True):
+            blocks.append(f"run {s.run_id}")
+            blocks += record_lines(STATS_COLUMNS[1:], row[1:], width, indent="  ")
+            blocks += _detail_lines(s, width)
+    if blocks:
+        console.print("\n".join(blocks), soft_wrap=True, markup=False, highlight=False)
 
 
 def collect_stats(

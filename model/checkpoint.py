@@ -16,7 +16,6 @@ recognises a `CheckpointError`, without importing torch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterable
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .configuration import ConfigError, TinyLlavaVideoConfig, parse_config
+from .digest import weights_digest
+from .weights import CheckpointError, iter_tensors
 
 if TYPE_CHECKING:
     import torch
@@ -48,10 +49,6 @@ CANONICAL_TO_PUBLISHED: tuple[tuple[str, str], ...] = (
     (r"^vision_tower\.siglip\.", "vision_tower._vision_tower.vision_model."),
     (r"^connector\.", "connector._connector."),
 )
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be loaded as it is; the message names the files or tensors."""
 
 
 def canonical_name(name: str) -> str:
@@ -124,56 +121,37 @@ def _inside(root: Path, name: str) -> Path:
 
 
 def read_weights(files: Iterable[Path]) -> dict[str, torch.Tensor]:
-    state: dict[str, torch.Tensor] = {}
-    for path in files:
-        state.update(_read_weight_file(path))
-    return state
+    """Every tensor of the weight files, on the host, as stored (tests and tools; `load_model`
+    streams them with `weights.iter_tensors` instead)."""
+    return dict(iter_tensors(files))
 
 
-def _read_weight_file(path: Path) -> dict[str, torch.Tensor]:
-    import torch
-    from safetensors.torch import load_file
-
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(
-            f"{path}: refused; pytorch weights are read with weights_only=True and this file "
-            f"holds more than tensors ({type(err).__name__}: {str(err).splitlines()[0]})"
-        ) from err
-    if not isinstance(loaded, dict) or not all(
-        isinstance(v, torch.Tensor) for v in loaded.values()
-    ):
-        raise CheckpointError(f"{path}: expected a dict of tensors")
-    return loaded
-
-
-def load_weights_into(model: nn.Module, state: dict[str, torch.Tensor], tied: bool) -> None:
-    """Copy published tensors into `model`; every missing, extra or misshapen tensor is named."""
-    targets = {canonical_name(k): k for k in model.state_dict()}
+def match_weights(
+    model: nn.Module, shapes: dict[str, tuple[int, ...]], tied: bool
+) -> dict[str, str]:
+    """Checkpoint tensor name -> `model`'s state-dict key, from names and shapes alone (the
+    model may be on the meta device); every missing, extra or misshapen tensor is named."""
+    state = model.state_dict(keep_vars=True)
+    targets = {canonical_name(k): k for k in state}
     buffers = {canonical_name(k) for k, _ in model.named_buffers()}
-    shapes = {k: v.shape for k, v in model.state_dict().items()}
-    renamed: dict[str, torch.Tensor] = {}
+    plan: dict[str, str] = {}
     unexpected = []
-    for name, tensor in state.items():
+    for name, shape in shapes.items():
         key = targets.get(canonical_name(name))
         if key is None:
             if canonical_name(name) not in buffers and not name.endswith(".position_ids"):
                 unexpected.append(name)
             continue
-        if tuple(tensor.shape) != tuple(shapes[key]):
+        if tuple(shape) != tuple(state[key].shape):
             raise CheckpointError(
-                f"tensor {name}: shape {tuple(tensor.shape)} in the checkpoint, "
-                f"{tuple(shapes[key])} expected by its config"
+                f"tensor {name}: shape {tuple(shape)} in the checkpoint, "
+                f"{tuple(state[key].shape)} expected by its config"
             )
-        renamed[key] = tensor
+        plan[name] = key
     optional = {"language_model.lm_head.weight"} if tied else set()
-    persistent = set(model.state_dict()) - {targets[b] for b in buffers if b in targets}
-    missing = sorted(
-        published_name(k) for k in persistent if k not in renamed and k not in optional
-    )
+    persistent = set(state) - {targets[b] for b in buffers if b in targets}
+    filled = set(plan.values())
+    missing = sorted(published_name(k) for k in persistent if k not in filled | optional)
     if missing or unexpected:
         raise CheckpointError(
             "checkpoint does not match its config: "
@@ -181,7 +159,13 @@ def load_weights_into(model: nn.Module, state: dict[str, torch.Tensor], tied: bo
             + ("; " if missing and unexpected else "")
             + (f"unexpected tensors {_short(sorted(unexpected))}" if unexpected else "")
         )
-    model.load_state_dict(renamed, strict=False)
+    return plan
+
+
+def load_weights_into(model: nn.Module, state: dict[str, torch.Tensor], tied: bool) -> None:
+    """Copy published tensors into `model` (real, not meta); errors as `match_weights`."""
+    plan = match_weights(model, {k: tuple(v.shape) for k, v in state.items()}, tied)
+    model.load_state_dict({key: state[name] for name, key in plan.items()}, strict=False)
     if tied:
         model.language_model.tie_weights()
 
@@ -189,16 +173,6 @@ def load_weights_into(model: nn.Module, state: dict[str, torch.Tensor], tied: bo
 def _short(names: list[str], limit: int = 12) -> str:
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
     return ", ".join(names[:limit]) + more
-
-
-def weights_digest(files: Iterable[Path]) -> str:
-    """sha256 over the weight files' bytes: the identity of a model in fingerprints."""
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        with open(path, "rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def save_checkpoint(model: nn.Module, out_dir: Path) -> Path:
@@ -243,6 +217,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "load_weights_into",
+    "match_weights",
     "read_config",
     "read_weights",
     "save_checkpoint",

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from .checkpoint import (
-    CheckpointError,
-    load_weights_into,
-    read_config,
-    read_weights,
-    weight_files,
-    weights_digest,
-)
+from .checkpoint import CheckpointError, match_weights, read_config, weight_files, weights_digest
 from .modeling import TinyLlavaVideo
 from .processing import FrameProcessor
 from .remote import fetch_checkpoint
+from .weights import iter_tensors, tensor_shapes
 
 
 def default_device() -> torch.device:
@@ -93,9 +90,12 @@ def load_model(
 ) -> TinyLlavaVideo:
     """Build the model from a checkpoint directory or `s3://` prefix, in eval mode.
 
-    The model is built on the target device (random init is fast there), the published
-    tensors are copied in, then it is cast to `dtype`. `model.model_id` names the checkpoint
-    and a short hash of its weights, for fingerprints.
+    Light: the parameters are built on the meta device (no memory, no random init), then each
+    published tensor is read from its file straight to `device` in `dtype`, one at a time
+    (`weights.iter_tensors`), and becomes the parameter. Peak host memory is the model where it
+    lives on the host, plus one tensor. The buffers computed at build time stay as computed
+    (`place_buffers`). `model.model_id` names the checkpoint and a short hash of its weights,
+    for fingerprints (`digest.weights_digest`, cached while the files are unchanged).
     """
     root = resolve_source(source, endpoint_url=endpoint_url, cache_dir=cache_dir)
     config = read_config(root)
@@ -103,13 +103,70 @@ def load_model(
     tokenizer = load_tokenizer(root)
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)
-    with torch.device(device):
+    with parameters_on_meta():
         model = TinyLlavaVideo(config, tokenizer)
-    load_weights_into(model, read_weights(files), tied=config.text_config.tie_word_embeddings)
+    tied = bool(config.text_config.tie_word_embeddings)
+    plan = match_weights(model, tensor_shapes(files), tied=tied)
+    for name, tensor in iter_tensors(files, set(plan), device=device, dtype=dtype):
+        _assign(model, plan[name], tensor)
+    if tied:
+        model.language_model.tie_weights()
+    empty = [n for n, p in model.named_parameters(remove_duplicate=False) if p.is_meta]
+    if empty:
+        raise CheckpointError(f"{root}: parameters left unfilled: {', '.join(empty)}")
+    place_buffers(model, device, dtype)
     model.processor = FrameProcessor.from_checkpoint(root, default_size=config.image_size)
     name = str(source).rstrip("/").rsplit("/", 1)[-1] or "checkpoint"
     model.model_id = f"{name}@{weights_digest(files)[:12]}"
-    return cast_keeping_computed_buffers(model, dtype).eval()
+    return model.eval()
+
+
+@contextmanager
+def parameters_on_meta() -> Iterator[None]:
+    """Modules built inside get their parameters on the meta device; buffers stay real.
+
+    A parameter is moved to meta as it is registered, so the initialisers that follow
+    (`reset_parameters`, transformers' `_init_weights`) write nothing, while buffers computed
+    at build time (the rotary `inv_freq`, in fp32 on the host) keep their values. The same
+    idea as accelerate's `init_empty_weights(include_buffers=False)`. It patches
+    `nn.Module.register_parameter` for the duration: build nothing else in another thread.
+    """
+    register = nn.Module.register_parameter
+
+    def on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        register(module, name, param)
+        if param is not None and not param.is_meta:
+            meta = param.to("meta")
+            module._parameters[name] = nn.Parameter(meta, requires_grad=param.requires_grad)
+
+    nn.Module.register_parameter = on_meta  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register  # type: ignore[method-assign]
+
+
+def _assign(model: nn.Module, key: str, tensor: torch.Tensor) -> None:
+    """`tensor` becomes the parameter (or persistent buffer) `key` of `model`, as it is."""
+    owner, _, attr = key.rpartition(".")
+    module = model.get_submodule(owner)
+    old = module._parameters.get(attr)
+    if old is not None:
+        module._parameters[attr] = nn.Parameter(tensor, requires_grad=old.requires_grad)
+    else:
+        module._buffers[attr] = tensor
+
+
+def place_buffers(model: nn.Module, device: torch.device, dtype: torch.dtype) -> None:
+    """Every buffer on `device`; floating ones in `dtype`, but for those computed at build
+    time (non-persistent), which keep the dtype they were built in (see
+    `cast_keeping_computed_buffers`)."""
+    for module in model.modules():
+        for name, buffer in module._buffers.items():
+            if buffer is None:
+                continue
+            kept = name in module._non_persistent_buffers_set or not buffer.is_floating_point()
+            module._buffers[name] = buffer.to(device=device, dtype=None if kept else dtype)
 
 
 def cast_keeping_computed_buffers(model: TinyLlavaVideo, dtype: torch.dtype) -> TinyLlavaVideo:

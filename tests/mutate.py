@@ -72,11 +72,20 @@ TARGETS: dict[str, Target] = {
             "_shard_names",
             "_inside",
             "read_weights",
-            "_read_weight_file",
+            "match_weights",
             "load_weights_into",
             "_short",
-            "weights_digest",
         ),
+    ),
+    "weights": Target(
+        "model/weights.py",
+        ("tests/model/test_weights.py",),
+        functions=("read_header", "_entry", "tensor_shapes", "iter_tensors", "_read", "_placed"),
+    ),
+    "digest": Target(
+        "model/digest.py",
+        ("tests/model/test_digest.py",),
+        functions=("file_versions_key", "hash_files", "weights_digest"),
     ),
     "tags": Target(
         "model/tags.py",

@@ -83,11 +83,15 @@ def test_run_exits_0_and_prints_counts_and_output(tiny_run_config, tmp_path):
 
 
 def _summary_value(out: str, key: str) -> str | None:
-    """The value next to `key` in the rich summary table."""
-    for line in out.splitlines():
-        cells = [c.strip() for c in line.strip().strip("│┃|").split("│")]
-        if len(cells) >= 2 and cells[0] == key:
-            return cells[1]
+    """The value of `key` in the run summary: `  key  value` lines, and a path whole on the
+    line after its `key:` line."""
+    lines = out.splitlines()
+    for n, line in enumerate(lines):
+        if line == f"{key}:" and n + 1 < len(lines):
+            return lines[n + 1]
+        name, _, value = line.strip().partition("  ")
+        if line.startswith("  ") and name == key:
+            return value.strip()
     return None
 
 

@@ -59,3 +59,31 @@ def test_terminal_redraws_one_line_in_place():
     display.close()
     text = out.getvalue()
     assert text.count("\r\033[2K") == 4 and text.count("\n") == 1
+
+
+def test_the_line_fits_the_width_by_leaving_out_details_first():
+    """At 80 columns the full line (104 wide) wrapped, and a wrapped line cannot be redrawn
+    in place: the listing counts go first, then the speed, then words."""
+    progress = RunProgress(listed=12, skipped=2, queued=10, written=4, committed=3,
+                           counts={"ok": 7, "decode_error": 1})  # fmt: skip
+    assert describe(progress, 16.0, width=200) == describe(progress, 16.0)
+    assert describe(progress, 16.0, width=100) == (
+        "videos 4/10 done (committed 3) | clips ok 7, errors 1 | 0.50 clips/s | ETA 0:00:24"
+        " | 0:00:16 elapsed"
+    )
+    assert describe(progress, 16.0, width=79) == (
+        "videos 4/10 done | clips ok 7, errors 1 | ETA 0:00:24 | 0:00:16 elapsed"
+    )
+    assert describe(progress, 16.0, width=50) == (
+        "videos 4/10 | ok 7, errors 1 | ETA 0:00:24 | 0:00:16"
+    )
+
+
+def test_the_display_fits_the_terminal_width(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")
+    out, clock = _Tty(), _Clock()
+    display = ProgressDisplay(stream=out, clock=clock)
+    display(RunProgress(listed=1200, skipped=200, queued=1000, written=400, committed=300))
+    display.close()
+    lines = out.getvalue().replace("\r\033[2K", "\n").split("\n")
+    assert max(len(line) for line in lines) < 60 and "videos 400/1000" in out.getvalue()

@@ -119,7 +119,8 @@ def test_page_is_self_contained():
     hrefs = re.findall(r'\shref="([^"]*)"', page)
     assert hrefs == [source_link(f"/data/videos/v{i}.mp4", 0.0, 2.0, None) for i in range(3)]
     assert "<link" not in page and "@import" not in page and "url(" not in page
-    assert page.count("<svg") == 2 and "rows by status" in page and "throughput" in page
+    assert page.count('<figure class="chart"') == 2
+    assert "rows by status" in page and "throughput" in page
 
 
 # -- in Chromium --------------------------------------------------------------------------
@@ -293,7 +294,8 @@ def test_report_out_as_bare_relative_and_absolute_names_writes_a_file(tmp_path):
         assert done.returncode == 0, done.stderr
         assert where.is_file(), out
         assert where.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
-        assert f"wrote {out}: 2 of 2 clips, 1 runs" in done.stdout
+        said = done.stdout.splitlines()
+        assert said == ["wrote a report of 2 of 2 clips and 1 run to", str(where.resolve())]
 
 
 _HASH_ROUND_TRIP = """
@@ -351,3 +353,65 @@ def test_report_edges_in_chromium(tmp_path):
     assert seen["chips"] == sorted(EDGE_TAGS)
     assert seen["round_trip"] == {tag: [tag] for tag in EDGE_TAGS}
     assert seen["link"] == ["dir/b c.mp4", "file:///data/a.tar#dir%2Fb%20c.mp4"]
+
+
+# -- issue 19, case 11: narrow screens ------------------------------------------------------
+
+_LAYOUT = """
+(() => {
+  const W = innerWidth, charts = document.querySelector('.charts');
+  const seen = {page: document.documentElement.scrollWidth, width: W, small: [], outside: []};
+  const walker = document.createTreeWalker(charts, NodeFilter.SHOW_TEXT);
+  const range = document.createRange();
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (!n.textContent.trim()) { continue; }
+    range.selectNodeContents(n);
+    for (const r of range.getClientRects()) {
+      if (r.height < 11) { seen.small.push([n.textContent, r.height]); }
+      if (r.left < 0 || r.right > W + 0.5) { seen.outside.push([n.textContent, r.left, r.right]); }
+    }
+  }
+  seen.chartText = charts.textContent;
+  const table = document.querySelector('table.runs');
+  seen.table = [table.getBoundingClientRect().width,
+                table.parentElement.getBoundingClientRect().right];
+  return seen;
+})()
+"""
+
+
+@needs_chromium
+def test_report_is_readable_at_390_600_and_1400_px(tmp_path):
+    """At 390 px the SVG charts' text was unreadable and ran off the page, run names under
+    the bars were cut to 13 characters and "…", and the runs table (688 px) made even a
+    600 px window scroll sideways. Now at every width: the page never scrolls sideways (the
+    table scrolls in its own box), chart text is at least 11 px tall and inside the window,
+    and every run's whole name is in each chart."""
+    run_ids = ["20261204T114741Z-30b94c", "nightly-2026-12-04", "retry-20261205T010203Z-9f"]
+    runs = [_run(run_id, ok=3 + i, errors=i) for i, run_id in enumerate(run_ids)]
+    runs[2].errors[0].top_reasons = [("decode: " + "x" * 150, 2)]  # a long word in a reason
+    rows = [_row(i, ["red", "circle"], f"a red circle number {i}") for i in range(6)]
+    path = tmp_path / "narrow.html"
+    path.write_text(render_html(_data(rows, runs)), encoding="utf-8")
+
+    async def scenario(page):
+        seen = {}
+        for width in (390, 600, 1400):
+            await page.call(
+                "Emulation.setDeviceMetricsOverride", width=width, height=900,
+                deviceScaleFactor=1, mobile=width < 500,
+            )  # fmt: skip
+            await page.open(path.as_uri())
+            seen[width] = await page.evaluate(_LAYOUT)
+            await page.screenshot(_artifacts(tmp_path) / f"report-{width}px.png")
+        return seen
+
+    seen = with_page(tmp_path / "profile", scenario)
+    for width, layout in seen.items():
+        assert layout["width"] == width
+        assert layout["page"] <= width, (width, layout["page"])
+        assert layout["small"] == [], (width, layout["small"])
+        assert layout["outside"] == [], (width, layout["outside"])
+        assert layout["table"][1] <= width + 0.5, (width, layout["table"])
+        for run_id in run_ids:
+            assert layout["chartText"].count(run_id) == 2, (width, run_id)  # both charts
