@@ -20,6 +20,11 @@ class PromptBatch:
     embeds: torch.Tensor  # [B, L, D]
     attention_mask: torch.Tensor  # [B, L] long, 1 = real token
     position_ids: torch.Tensor  # [B, L] positions counted over real tokens only
+    padded: bool = True
+    """Whether any row is padded, known on the host. When none is (every clip asked the same
+    question: the annotate path), the language model gets no mask at all: given one,
+    transformers reads it back on every pass to see whether it may skip it, a wait for the
+    device per generated token."""
 
 
 class VideoLM(Protocol):
@@ -58,7 +63,8 @@ def pad_rows(rows: list[torch.Tensor], side: str) -> PromptBatch:
         embeds[i, span] = row
         mask[i, span] = 1
     positions = (mask.cumsum(dim=1) - 1).clamp_(min=0)
-    return PromptBatch(embeds=embeds, attention_mask=mask, position_ids=positions)
+    padded = any(row.shape[0] != longest for row in rows)
+    return PromptBatch(embeds=embeds, attention_mask=mask, position_ids=positions, padded=padded)
 
 
 def cache_kwarg_name(module: nn.Module) -> str:

@@ -70,7 +70,7 @@ def _step_batch(model: VideoLM, batch: PromptBatch, tokens: torch.Tensor) -> Pro
     mask = torch.cat([batch.attention_mask, torch.ones_like(tokens)[:, None]], dim=1)
     embeds = model.language_model.get_input_embeddings()(tokens[:, None])  # [B, 1, D]
     positions = batch.position_ids[:, -1:] + 1  # [B, 1]
-    return PromptBatch(embeds=embeds, attention_mask=mask, position_ids=positions)
+    return PromptBatch(embeds, mask, positions, padded=batch.padded)
 
 
 @dataclass
@@ -126,7 +126,7 @@ def _prefill_after(model: VideoLM, prefix: SharedPrefix, prompt: list[int]) -> t
     mask = torch.cat([prefix.batch.attention_mask, torch.ones_like(embeds[..., 0]).long()], 1)
     steps = torch.arange(1, own.shape[0] + 1, device=model.device)  # [S]
     positions = prefix.batch.position_ids[:, -1:] + steps  # [B, S]
-    batch = PromptBatch(embeds=embeds, attention_mask=mask, position_ids=positions)
+    batch = PromptBatch(embeds, mask, positions, padded=prefix.batch.padded)
     out = model.run_language_model(batch, cache=prefix.cache, logits_to_keep=1)
     return out, batch
 

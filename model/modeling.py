@@ -154,7 +154,7 @@ class TinyLlavaVideo(nn.Module):
         kwargs = {self._cache_kwarg: cache} if cache is not None else {}
         return self.language_model(
             inputs_embeds=batch.embeds,
-            attention_mask=batch.attention_mask,
+            attention_mask=batch.attention_mask if batch.padded else None,  # see PromptBatch
             position_ids=batch.position_ids,
             use_cache=True,
             logits_to_keep=logits_to_keep,

@@ -43,6 +43,10 @@ class ModelSettings(_Strict):
     batch_size: int = Field(8, ge=1, le=1024)
     max_new_tokens: int = Field(64, ge=1, le=4096)
     tag_max_new_tokens: int = Field(32, ge=1, le=1024)
+    stop_check_every: int = Field(8, ge=1, le=4096)
+    """Generated tokens between checks whether every answer in a batch has ended: each check
+    makes the host wait for the GPU. Answers do not depend on it, so it is no part of the
+    fingerprint; a larger value keeps a GPU busier and computes a few tokens nobody reads."""
 
     @field_validator("source")
     @classmethod

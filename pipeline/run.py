@@ -137,6 +137,7 @@ def stage_settings(config: RunConfig, run_id: str) -> tuple[DecodeSettings, Anno
         dtype=config.model.dtype,
         max_new_tokens=config.model.max_new_tokens,
         tag_max_new_tokens=config.model.tag_max_new_tokens,
+        stop_check_every=config.model.stop_check_every,
         model_key=model_key(source, options),
     )
     return decode, annotate

@@ -146,17 +146,16 @@ def s3_bucket(s3_client: Any) -> str:
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
-    """A real local Ray (2 CPUs, no dashboard, on loopback), shut down when the session ends."""
+    """A real local Ray (2 CPUs, no dashboard), listening on loopback only as a user's local run
+    does (`jobs.ray_session.start_local`), shut down when the session ends."""
     import ray
+
+    from jobs.ray_session import start_local
 
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     started = not ray.is_initialized()
     if started:
-        # address="local": never join a `ray start` cluster found on the machine.
-        ray.init(
-            address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-            _node_ip_address="127.0.0.1",
-        )  # fmt: skip
+        start_local(num_cpus=2)
     try:
         yield
     finally:

@@ -24,5 +24,6 @@ class AnnotateSettings:
     device: str | None = None
     max_new_tokens: int = 64
     tag_max_new_tokens: int = 32
+    stop_check_every: int = 8
     model_key: str = ""
     """Weights identity for fingerprints (`model_key()`, computed once on the driver)."""

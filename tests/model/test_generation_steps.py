@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from model import GenerationSettings, build_prompt, load_model, tokenize_with_video
 from model.checkpoint import TOY_CHECKPOINT_DIR
@@ -118,3 +119,43 @@ def test_caption_and_tags_share_the_prefill_and_answer_the_same(toy, monkeypatch
 
 def toy_prompt(model, question: str) -> list[int]:
     return tokenize_with_video(build_prompt(question), model.tokenizer)
+
+
+class _HostReads(TorchDispatchMode):
+    """Counts the ops that read a device value back to the host (`bool(t)`, `t.item()`): on
+    a GPU each is a wait for every kernel queued before it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten.is_nonzero.default, torch.ops.aten._local_scalar_dense.default):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize(("every", "reads"), [(100, 0), (4, 3)])
+def test_the_host_reads_the_device_only_for_the_stop_checks(tiny, every, reads):
+    """16 tokens, a stop id no row can pick: a check every 4 steps reads at steps 4, 8 and 12
+    (the 16th token ends the loop before its check); none due, no read at all. Before, the
+    language model's padding check read its mask back on every one of the 16 passes."""
+    video = _video(tiny, 3)
+    unreachable = tiny.language_model.get_output_embeddings().weight.shape[0]
+    settings = GenerationSettings(16, stop_ids=(unreachable,), stop_check_every=every)
+    with _HostReads() as seen:
+        ids = generate_ids(tiny, video, [_prompt(tiny)] * 3, settings)
+    assert [len(row) for row in ids] == [16, 16, 16]
+    assert seen.count == reads
+
+
+def test_an_unpadded_batch_answers_as_each_prompt_alone_with_a_mask(tiny):
+    """The same question for every clip (no padding, so no mask) gives the answers a padded
+    batch gives, where a longer prompt beside it makes the mask necessary."""
+    video = _video(tiny, 2)
+    settings = GenerationSettings(max_new_tokens=8, stop_ids=(10**6,))
+    prompt = _prompt(tiny)
+    longer = tokenize_with_video(build_prompt("Describe the video in detail."), tiny.tokenizer)
+    alike = generate_ids(tiny, video, [prompt, prompt], settings)
+    mixed = generate_ids(tiny, video, [prompt, longer], settings)
+    assert alike[0] == mixed[0]
