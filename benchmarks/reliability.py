@@ -49,6 +49,9 @@ from typing import Any
 
 import yaml
 
+from pipeline.decode.hook import DECODE_HOOK_ENV
+from tests.pipeline.decode.faults import HOOK as FAULTS_HOOK
+
 ROOT = Path(__file__).resolve().parents[1]
 NIGHT = date(2026, 5, 1)
 CREDENTIALS = {
@@ -89,13 +92,18 @@ class Outcome:
 # -- inputs and configs --------------------------------------------------------------------
 
 
-def make_videos(folder: Path, n: int = 6) -> dict[str, bytes]:
-    """`n` toy videos of 2 s (two 1 s clips each), by file name."""
+def make_videos(folder: Path, n: int = 6, slow_s: float = 0.0) -> dict[str, bytes]:
+    """`n` toy videos of 2 s (two 1 s clips each), by file name. `slow_s`: the i-th video's
+    name asks the test decode hook (`tests.pipeline.decode.faults`) to start its decode
+    `i * slow_s` late, so that chunks commit seconds apart and a kill can land between two."""
     from model.toy.video_io import write_toy_videos
+    from tests.pipeline.decode.faults import slow_name
 
     folder.mkdir(parents=True, exist_ok=True)
     write_toy_videos(folder, seed=31, n=n, num_frames=48, size=64)
-    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.mp4"))}
+    paths = sorted(folder.glob("*.mp4"))
+    return {slow_name(p.name, i * slow_s) if slow_s else p.name: p.read_bytes()
+            for i, p in enumerate(paths)}  # fmt: skip
 
 
 def put_videos(store: Store, videos: dict[str, bytes], prefix: str = "videos") -> str:
@@ -448,6 +456,9 @@ def local_ray() -> Iterator[None]:
 
 
 def write_report(outcomes: list[Outcome], path: Path, command: str, seconds: float) -> None:
+    """The table and trials of this run; any other section already in `path` (the cases tried
+    on purpose, written by hand) is kept after them."""
+    kept = _hand_written_sections(path)
     lines = [
         "# Reliability",
         "",
@@ -471,10 +482,23 @@ def write_report(outcomes: list[Outcome], path: Path, command: str, seconds: flo
             f"{sum(o.duplicated for o in items)} | {sum(o.lost + o.extra for o in items)} | "
             f"{sum(o.clean for o in items)}/{len(items)} |"
         )
-    lines += ["", "## Trials", ""]
+    lines += ["", TRIALS_HEADING, ""]
     for outcome in outcomes:
         lines.append(f"- {outcome.scenario} / {outcome.store}: " + json.dumps(asdict(outcome)))
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + "".join(f"\n{section}" for section in kept))
+
+
+TRIALS_HEADING = "## Trials"
+
+
+def _hand_written_sections(path: Path) -> list[str]:
+    """The `## ` sections of `path` after the trials (each with its heading), as written."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    sections = ["## " + part for part in text.split("\n## ")[1:]]
+    return [s.rstrip("\n") + "\n" for s in sections if not s.startswith(TRIALS_HEADING + "\n")]
 
 
 def _injected(scenario: str, items: list[Outcome]) -> str:
@@ -513,8 +537,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "RELIABILITY.md")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--videos", type=int, default=3)
+    parser.add_argument("--slow-s", type=float, default=3.0,
+                        help="each video decodes this much later than the one before")  # fmt: skip
     args = parser.parse_args()
     os.environ.update(CREDENTIALS)
+    # the tests' decode hook, which honours the slow names (set before any Ray or forkserver)
+    os.environ.setdefault(DECODE_HOOK_ENV, FAULTS_HOOK)
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     sys.path.insert(0, str(ROOT))
     started = time.perf_counter()
@@ -531,7 +559,7 @@ def main() -> None:
     names = [n for n in args.stores.split(",") if n]
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
-        videos = make_videos(work / "src", n=args.videos)
+        videos = make_videos(work / "src", n=args.videos, slow_s=args.slow_s)
         stores = _start_stores(names, work, stack)
         if stores:
             with local_ray():

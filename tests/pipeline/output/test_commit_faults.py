@@ -27,7 +27,6 @@ from benchmarks.reliability import (
     proxy_trial,
     put_videos,
 )
-from tests.pipeline.decode.faults import slow_name
 
 pytestmark = [pytest.mark.slow, pytest.mark.trials]  # CI runs them after the test command
 
@@ -36,7 +35,7 @@ VIDEOS = 3
 """Three 2 s videos of two 1 s clips: a chunk per video, so kills before any chunk, after the
 first and after the second."""
 SLOW_S = 3.0
-"""Each video decodes this much later than the one before it (`faults.slow_name`): toy videos
+"""Each video decodes this much later than the one before it (`make_videos`): toy videos
 decode in a blink, so otherwise their chunks can commit in the same instant and no kill could
 ever land between two of them (seen in CI: 0 of 7 such kills between chunks on moto)."""
 ROOT = Path(__file__).resolve().parents[3]
@@ -44,10 +43,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> dict[str, bytes]:
-    made = make_videos(tmp_path_factory.mktemp("fault-videos"), n=VIDEOS)
-    return {
-        slow_name(name, i * SLOW_S): data for i, (name, data) in enumerate(sorted(made.items()))
-    }
+    return make_videos(tmp_path_factory.mktemp("fault-videos"), n=VIDEOS, slow_s=SLOW_S)
 
 
 @pytest.fixture(scope="module")
