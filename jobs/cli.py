@@ -328,11 +328,11 @@ def plan(
     import json
     from dataclasses import asdict
 
-    from jobs.plan import format_plan, make_plan
+    from jobs.plan import format_plan, make_plan, plan_config
     from jobs.ray_session import connect
 
     with user_errors():
-        run_config = prepared_config(config, input_uri, output_uri, model_uri, sets)
+        run_config = plan_config(config, input_uri, output_uri, model_uri, sets)
         connect(verbose=STATE.verbose)
         measure, sized, extra = make_plan(run_config, sample, gpus, gpu_memory_gb)
         if as_json:

@@ -12,16 +12,21 @@ seconds (actor time, a batch's time shared by its clips) and tokens generated. F
 - decode CPUs per GPU that keep the GPUs busy: `decode_s / annotate_s` plus 25% headroom;
 - wall time: the sample's fixed start-up cost (its wall time less its clips at the measured
   throughput) plus every clip of the input at the cluster's throughput; GPU-hours = wall x G;
-- the largest batch that fits the GPU memory it is told (`--gpu-memory-gb`) or finds (CUDA):
-  weights plus per-clip memory (vision activations of the frames, the KV cache of prompt +
-  video tokens + new tokens, the logits), estimated from the checkpoint's config;
+- the largest batch that fits the GPU memory it is told (`--gpu-memory-gb`) or finds (CUDA),
+  measured, not estimated: the annotator's own forward (vision tower in its slices, resampler,
+  prefill and decoding with its KV cache) traced on the meta device at the dtype an actor
+  loads the weights in, at a few batch sizes, the answer always one of them
+  (`pipeline.annotate.memory`, `model.memory`); with no GPU here and none given it says in
+  one line that it sized nothing;
 - what that means for `cluster.yaml`: GPU nodes (1 GPU each) and decode nodes (32 CPUs each,
   the GPU nodes' own decode CPUs counted first: of a GPU node's 8 CPUs it advertises 6 to Ray,
   keeping 2 for the annotate actor's own thread, and the actor holds 1 of the 6).
 
-Numbers are measured on the machine `plan` runs on: run it where the run will run (on the
-cluster: `clipnote submit` a plan, or a GPU node) for GPU timings. The sample's per-clip
-costs are averages over its clips, so a sample should hold several clips per annotate batch.
+`plan` needs no output: the sample runs into a temporary folder, and an output that is given
+is neither probed nor created. Numbers are measured on the machine `plan` runs on: run it
+where the run will run (on the cluster: `clipnote submit` a plan, or a GPU node) for GPU
+timings. The sample's per-clip costs are averages over its clips, so a sample should hold
+several clips per annotate batch.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pipeline.annotate.memory import BatchSizing
 from pipeline.config import RunConfig
 from pipeline.core.status import STATUS_OK
 
@@ -41,6 +47,8 @@ T = TypeVar("T")
 
 DECODE_HEADROOM = 1.25
 GPU_MEMORY_USABLE = 0.85
+"""Of a GPU's memory, what weights and a batch may take: the rest is for what a trace of the
+forward cannot see (the CUDA context, the caching allocator's rounding and fragmentation)."""
 DECODE_NODE_CPUS = 32  # cluster.yaml's decode node type
 GPU_NODE_CPUS = 8
 """vCPUs of cluster.yaml's gpu node type (g6e.2xlarge: 1 GPU, 8 vCPUs)."""
@@ -92,6 +100,8 @@ class Plan:
     batch_memory_note: str
     gpu_nodes: int
     decode_nodes: int
+    batch_sizing: dict[str, Any] | None = None
+    """The measurement behind `batch_size` (`BatchSizing`), None when not sized."""
 
 
 def throughput(m: SampleMeasure, gpus: int, decode_cpus: float) -> tuple[float, str]:
@@ -137,39 +147,6 @@ def predict(
 # -- GPU memory per batch ----------------------------------------------------------------------
 
 
-@dataclass
-class MemoryModel:
-    weights_bytes: int
-    per_clip_bytes: int
-
-
-def memory_model(model_config: Any, num_frames: int, prompt_tokens: int, new_tokens: int,
-                 bytes_per_value: int = 2) -> MemoryModel:  # fmt: skip
-    """Weights and per-clip bytes of annotation, from a `TinyLlavaVideoConfig` (estimate).
-
-    Per clip: the vision tower's activations for its frames (tokens x (hidden + MLP width), the
-    peak of one layer, twice for attention's working set), the LM's KV cache for prompt + video
-    tokens + new tokens, and one row of float32 logits.
-    """
-    v, t = model_config.vision_config, model_config.text_config
-    patches = (v.image_size // v.patch_size) ** 2 + 1
-    vision = num_frames * patches * (v.hidden_size + v.intermediate_size) * 2 * bytes_per_value
-    head_dim = getattr(t, "head_dim", None) or t.hidden_size // t.num_attention_heads
-    seq = prompt_tokens + model_config.resampler.num_queries + new_tokens
-    kv = 2 * t.num_hidden_layers * t.num_key_value_heads * head_dim * seq * bytes_per_value
-    hidden = seq * (t.hidden_size + t.intermediate_size) * bytes_per_value
-    logits = t.vocab_size * 4
-    return MemoryModel(weights_bytes=0, per_clip_bytes=int(vision + kv + hidden + logits))
-
-
-def fit_batch(memory: MemoryModel, gpu_memory_gb: float, cap: int = 1024) -> int:
-    """The largest batch whose estimate fits `GPU_MEMORY_USABLE` of the GPU's memory."""
-    free = gpu_memory_gb * 1e9 * GPU_MEMORY_USABLE - memory.weights_bytes
-    if free <= 0 or memory.per_clip_bytes <= 0:
-        return 0
-    return int(max(0, min(cap, free // memory.per_clip_bytes)))
-
-
 def detect_gpu_memory_gb() -> float | None:
     """Memory of CUDA device 0 in GB, or None without CUDA."""
     try:
@@ -182,21 +159,83 @@ def detect_gpu_memory_gb() -> float | None:
     return None
 
 
-def checkpoint_config_and_size(source: str, options: Any) -> tuple[Any, int]:
-    """The checkpoint's parsed config, and the bytes of its weight files as stored."""
-    import json
+def size_batch(config: RunConfig, memory_gb: float, checkpoint_frames: int) -> BatchSizing:
+    """Measure the run's annotation on its checkpoint for a GPU of `memory_gb` GB
+    (`pipeline.annotate.memory`), at the dtype an actor given a GPU loads it in."""
+    from pipeline.annotate.checkpoint_info import resolve_model_source
+    from pipeline.annotate.device import actor_device
+    from pipeline.annotate.memory import clip_frames, measure_for_gpu
 
-    from model import parse_config
-    from pipeline.core.storage import filesystem, join, read_bytes, strip_scheme
+    return measure_for_gpu(
+        resolve_model_source(config.model.source), config.storage.options(),
+        actor_device(1.0, config.model.dtype).dtype,
+        clip_frames(config.sampling, checkpoint_frames), config.prompts,
+        (config.model.max_new_tokens, config.model.tag_max_new_tokens),
+        int(memory_gb * 1e9 * GPU_MEMORY_USABLE),
+    )  # fmt: skip
 
-    raw = json.loads(read_bytes(join(source, "config.json"), options))
-    fs = filesystem(source, options)
-    sizes = [
-        int(entry.get("size") or 0)
-        for entry in fs.ls(strip_scheme(source), detail=True)
-        if str(entry["name"]).endswith((".safetensors", ".bin"))
-    ]
-    return parse_config(raw), sum(sizes)
+
+def not_sized_note(cluster_has_gpus: bool) -> str:
+    """Why no batch size is printed, in one line (no GPU here and no size given)."""
+    if cluster_has_gpus:
+        return (
+            "not sized: this machine has no GPU (the cluster's are on other nodes): give "
+            "--gpu-memory-gb N to size it for their N GB"
+        )
+    return (
+        "not sized: no GPU in this cluster and none given: --gpu-memory-gb N sizes it for a "
+        "GPU of N GB"
+    )
+
+
+def sizing_note(sizing: BatchSizing, memory_gb: float, found: bool) -> str:
+    """One line: what the batch was sized from (the measured peaks, the weights at their dtype)."""
+    gb = 1e9
+    where = "found" if found else "given"
+    head = (
+        f"{memory_gb:.0f} GB GPU ({where}), {GPU_MEMORY_USABLE:.0%} of it used: weights "
+        f"{sizing.weights_bytes / gb:.2f} GB in {sizing.dtype}"
+    )
+    if not sizing.measured:
+        return f"{head}: the weights alone do not fit"
+    traced = ", ".join(str(b) for b in sorted(sizing.measured))
+    if not sizing.batch:
+        return (
+            f"{head}: one clip of {sizing.frames} frames needs "
+            f"{sizing.measured[min(sizing.measured)] / gb:.2f} GB more, which does not fit"
+        )
+    per_clip = sizing.per_clip_bytes
+    slope = f", ~{per_clip / 1e6:.0f} MB per clip" if per_clip else ""
+    return (
+        f"{head}, a batch of {sizing.batch} measured at "
+        f"{sizing.measured[sizing.batch] / gb:.2f} GB more{slope} (traced at {traced} clips "
+        f"of {sizing.frames} frames)"
+    )
+
+
+# -- the plan's own config --------------------------------------------------------------------
+
+UNUSED_OUTPUT = str(Path(tempfile.gettempdir()) / "clipnote-plan-unused-output")
+"""What a plan's config names as its output: plan measures into a temporary folder of its own,
+so the output is neither needed nor used, nor created, nor probed."""
+
+
+def plan_config(
+    config_path: Path | None,
+    input_uri: str | None = None,
+    output_uri: str | None = None,
+    model_uri: str | None = None,
+    sets: list[str] | None = None,
+) -> RunConfig:
+    """The run config a plan measures, validated, after the checkpoint and input checks: an
+    output is never required (a config's or `--output` is accepted and left untouched)."""
+    from jobs.options import config_from_cli
+    from pipeline.preflight import preflight
+
+    del output_uri  # accepted, as `run` takes it, and never used: the sample writes elsewhere
+    config = config_from_cli(config_path, input_uri, UNUSED_OUTPUT, model_uri, sets)
+    preflight(config, output=False)
+    return config
 
 
 # -- running the sample ------------------------------------------------------------------------
@@ -274,25 +313,22 @@ def make_plan(
         raise ConfigError(f"input: no videos under {config.input}")
     with tempfile.TemporaryDirectory(prefix="clipnote-plan-", dir=workdir) as tmp:
         measure = measure_sample(config, chosen, Path(tmp))
-    source = resolve_model_source(config.model.source)
-    info = describe_checkpoint(source, options)
+    info = describe_checkpoint(resolve_model_source(config.model.source), options)
+    found = gpu_memory_gb is None
     memory_gb = gpu_memory_gb or detect_gpu_memory_gb()
-    batch, note = None, "no GPU found and none given (--gpu-memory-gb): batch size not sized"
+    batch, sizing = None, None
     if memory_gb:
-        model_config, weights = checkpoint_config_and_size(source, options)
-        prompt_tokens = 64 + max(len(config.prompts.caption), len(config.prompts.tags)) // 3
-        new_tokens = max(config.model.max_new_tokens, config.model.tag_max_new_tokens)
-        mm = memory_model(model_config, info.num_frames, prompt_tokens, new_tokens)
-        mm = MemoryModel(weights_bytes=weights, per_clip_bytes=mm.per_clip_bytes)
-        batch = fit_batch(mm, memory_gb)
-        source = "given" if gpu_memory_gb else "found"
-        note = (
-            f"{memory_gb:.0f} GB GPU ({source}): weights {mm.weights_bytes / 1e9:.2f} GB, "
-            f"~{mm.per_clip_bytes / 1e6:.1f} MB per clip in a batch (estimate)"
-        )
+        measured = size_batch(config, memory_gb, info.num_frames)
+        batch, note, sizing = measured.batch, sizing_note(measured, memory_gb, found), measured
+    else:
+        from pipeline.ray_data import cluster_has_gpus
+
+        note = not_sized_note(cluster_has_gpus())
     gpus = gpus if gpus is not None else config.resources.annotate_actors
     plan = predict(measure, listed, gpus, None, batch, note)
     local = predict(measure, listed, measure.actors, measure.decode_cpus, batch, note)
+    if sizing is not None:
+        plan.batch_sizing = asdict(sizing)
     return measure, plan, {"this_machine": asdict(local), "listed": listed}
 
 
@@ -311,8 +347,9 @@ def format_plan(measure: SampleMeasure, plan: Plan, local: dict[str, Any]) -> st
         f"input: {plan.total_videos} videos -> ~{plan.total_clips} clips",
         f"this machine ({measure.actors} actor(s), {measure.decode_cpus:g} decode CPUs): "
         f"{local['clips_per_s']:.2f} clips/s, wall ~{hms(local['wall_s'])}",
-        f"batch size: {plan.batch_size if plan.batch_size is not None else '-'} "
-        f"({plan.batch_memory_note})",
+        f"batch size: {plan.batch_size} ({plan.batch_memory_note})"
+        if plan.batch_size is not None
+        else f"batch size: {plan.batch_memory_note}",
         f"decode CPUs per GPU to keep it busy: {plan.decode_cpus_per_gpu}",
         f"with {plan.gpus} GPU(s) and {plan.decode_cpus:g} decode CPUs: {plan.clips_per_s:.2f} "
         f"clips/s ({plan.bottleneck}-bound), wall ~{hms(plan.wall_s)}, "

@@ -149,9 +149,12 @@ def check_output(config: RunConfig) -> None:
         fs.rm(probe)
 
 
-def preflight(config: RunConfig) -> CheckpointInfo:
-    """Every check, cheapest and most likely mistake first."""
+def preflight(config: RunConfig, *, output: bool = True) -> CheckpointInfo:
+    """Every check, cheapest and most likely mistake first. `output=False` for a command that
+    never writes to the output (`clipnote plan` measures into a temporary folder): its probe
+    would leave a `_runs/` folder behind in an output nothing else touches."""
     info = check_model(config)
     check_input(config)
-    check_output(config)
+    if output:
+        check_output(config)
     return info

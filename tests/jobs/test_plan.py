@@ -9,16 +9,18 @@ import pytest
 from jobs.plan import (
     GPU_NODE_CPUS,
     GPU_NODE_RAY_CPUS,
-    MemoryModel,
     SampleMeasure,
-    fit_batch,
     format_plan,
-    memory_model,
+    not_sized_note,
+    plan_config,
     predict,
     sample_refs,
     sample_stream,
+    size_batch,
+    sizing_note,
     throughput,
 )
+from pipeline.annotate.memory import BatchSizing
 
 
 def _measure(**kw) -> SampleMeasure:
@@ -60,22 +62,58 @@ def test_fewer_decode_cpus_than_needed_make_decode_the_bottleneck():
     assert plan.bottleneck == "decode" and plan.clips_per_s == pytest.approx(8.0)
 
 
-def test_batch_fits_memory():
-    mm = MemoryModel(weights_bytes=10 * 10**9, per_clip_bytes=100 * 10**6)
-    # 80 GB x 0.85 = 68 GB, less 10 GB of weights = 58 GB / 100 MB = 580
-    assert fit_batch(mm, 80) == 580
-    assert fit_batch(mm, 10) == 0  # the weights alone do not fit
-    assert fit_batch(MemoryModel(0, 1000), 80) == 1024  # capped
+def test_the_batch_is_sized_by_tracing_the_runs_own_forward_at_its_gpu_dtype():
+    """The toy checkpoint for a 0.03 GB GPU (85% usable: 25.5 MB): weights at bf16, the dtype
+    an actor given a GPU loads them in (4,351,360 bytes, not the file's 4,368,928 of fp16 nor
+    fp32's 8.7 MB), then batches traced until the largest that fits is one of them."""
+    from pipeline.config import build_config
+
+    config = build_config({"input": "in", "output": "out", "model": {"source": "toy"}})
+    sizing = size_batch(config, 0.03, checkpoint_frames=8)
+    assert (sizing.dtype, sizing.frames, sizing.gpu_bytes) == ("bfloat16", 8, 25_500_000)
+    assert sizing.weights_bytes == 4_351_360
+    assert sizing.batch in sizing.measured and sizing.batch > 1
+    assert sizing.weights_bytes + sizing.measured[sizing.batch] <= 25_500_000
 
 
-def test_memory_per_clip_grows_with_frames_and_tokens():
-    from jobs.plan import checkpoint_config_and_size
+def test_the_batch_line_says_what_it_was_sized_from_or_that_nothing_was():
+    sizing = BatchSizing(
+        batch=90, gpu_bytes=68 * 10**9, weights_bytes=7_260_000_000, dtype="bfloat16",
+        frames=16, measured={1: 310_000_000, 8: 2_480_000_000, 90: 25_000_000_000},
+    )  # fmt: skip
+    assert sizing_note(sizing, 80, found=False) == (
+        "80 GB GPU (given), 85% of it used: weights 7.26 GB in bfloat16, a batch of 90 measured "
+        "at 25.00 GB more, ~275 MB per clip (traced at 1, 8, 90 clips of 16 frames)"
+    )  # (25.00 - 2.48) GB / 82 clips = 274.6 MB
+    none_fit = BatchSizing(0, 8 * 10**9, 7_260_000_000, "bfloat16", 16, {1: 900_000_000})
+    assert sizing_note(none_fit, 10, found=True) == (
+        "10 GB GPU (found), 85% of it used: weights 7.26 GB in bfloat16: one clip of 16 frames "
+        "needs 0.90 GB more, which does not fit"
+    )
+    assert "no GPU in this cluster and none given" in not_sized_note(cluster_has_gpus=False)
+    m = _measure()
+    unsized = predict(m, 100, 1, batch_note=not_sized_note(False))
+    lines = format_plan(m, unsized, {"clips_per_s": 1.0, "wall_s": 1}).splitlines()
+    assert [line for line in lines if line.startswith("batch size")] == [
+        "batch size: not sized: no GPU in this cluster and none given: --gpu-memory-gb N sizes "
+        "it for a GPU of N GB"
+    ]
 
-    config, weights = checkpoint_config_and_size("model/toy/checkpoint", None)
-    assert 1_000_000 < weights < 20_000_000  # the toy's safetensors
-    small = memory_model(config, 8, 80, 32).per_clip_bytes
-    assert memory_model(config, 16, 80, 32).per_clip_bytes > small
-    assert memory_model(config, 8, 80, 256).per_clip_bytes > small
+
+def test_plan_needs_no_output_and_leaves_nothing_in_one_it_is_given(tmp_path):
+    """`clipnote plan --input vids`: a config without an output is a plan's config; given one,
+    plan neither probes it nor creates `_runs/` there (a run's preflight does)."""
+    from pipeline.preflight import preflight
+
+    (tmp_path / "vids").mkdir()
+    (tmp_path / "vids" / "a.mp4").write_bytes(b"not read by the checks")
+    config = plan_config(None, str(tmp_path / "vids"))
+    assert config.input == str(tmp_path / "vids")
+    (tmp_path / "out").mkdir()
+    plan_config(None, str(tmp_path / "vids"), str(tmp_path / "out"))
+    assert list((tmp_path / "out").iterdir()) == []
+    preflight(config.model_copy(update={"output": str(tmp_path / "out")}))
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["_runs"]  # what a run leaves
 
 
 def test_sample_spreads_over_the_listing():
