@@ -110,6 +110,15 @@ class ProgressDisplay:
         self.stream.flush()
 
 
+def refuse_gpu_wait_here(config: RunConfig) -> None:
+    """`NoGpuHere` when the run's actors ask for a GPU and the local Ray it started has none."""
+    from pipeline.annotate.device import actor_gpus, refuse_endless_wait
+    from pipeline.ray_data import cluster_gpus
+
+    wanted = actor_gpus(config.resources.gpus_per_actor, config.model.source, lambda: False)
+    refuse_endless_wait(wanted, cluster_gpus(), can_gain_gpus=False, source=config.model.source)
+
+
 def run_with_display(
     config: RunConfig, console: Console, verbose: bool = False, **run_options: Any
 ) -> RunSummary:
@@ -122,10 +131,14 @@ def run_with_display(
     if os.environ.get("RAY_ADDRESS"):  # a cluster named but down: say so before any work
         check_ray_address(os.environ["RAY_ADDRESS"])
     display = ProgressDisplay()
+
+    def join_ray() -> None:
+        connect(verbose=verbose)
+        if not os.environ.get("RAY_ADDRESS"):  # a local Ray: no GPU will ever join it
+            refuse_gpu_wait_here(config)
+
     try:
-        summary = run_pipeline(
-            config, on_progress=display, connect=lambda: connect(verbose=verbose), **run_options
-        )
+        summary = run_pipeline(config, on_progress=display, connect=join_ray, **run_options)
     finally:
         display.close()
     print_summary(summary, console)

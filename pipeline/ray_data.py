@@ -61,10 +61,14 @@ def plan_blocks(pages: list[tuple[str, int]]) -> list[pa.Table]:
     ]
 
 
-def cluster_has_gpus() -> bool:
+def cluster_gpus() -> float:
     import ray
 
-    return ray.cluster_resources().get("GPU", 0) > 0
+    return float(ray.cluster_resources().get("GPU", 0))
+
+
+def cluster_has_gpus() -> bool:
+    return cluster_gpus() > 0
 
 
 # -- stages as Ray Data callables ---------------------------------------------------------

@@ -23,6 +23,10 @@ class GpuUnusable(EnvironmentFailure):
     """An actor that Ray gave a GPU cannot use CUDA (a CPU torch build, no driver, bf16 refused)."""
 
 
+class NoGpuHere(EnvironmentFailure):
+    """The run asks for GPUs on a Ray that has none and cannot gain any (a local Ray)."""
+
+
 @dataclass(frozen=True)
 class ActorDevice:
     """The device and dtype every annotate actor of a run uses (all alike, by construction)."""
@@ -45,6 +49,19 @@ def actor_gpus(
     if model_source != TOY_SOURCE:
         return 1.0
     return 1.0 if cluster_has_gpus() else 0.0
+
+
+def refuse_endless_wait(gpus: float, cluster_gpus: float, can_gain_gpus: bool, source: str) -> None:
+    """A local Ray never gains a GPU, so an actor asking for one would wait for ever: say so
+    in one line instead, before any work. A cluster (RAY_ADDRESS) may still bring GPU nodes
+    up (`min_workers: 0`), so there the wait is the autoscaler's to end."""
+    if gpus > 0 and cluster_gpus == 0 and not can_gain_gpus:
+        raise NoGpuHere(
+            f"model.source {source} runs on a GPU ({gpus:g} per annotate actor) and this "
+            "machine's Ray has none, so the run would wait for ever: run it on a GPU machine "
+            "or cluster (RAY_ADDRESS), or set resources.gpus_per_actor: 0 to run it on CPUs "
+            "(hours per clip at full size)"
+        )
 
 
 def actor_device(gpus: float, dtype: str) -> ActorDevice:
