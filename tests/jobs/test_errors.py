@@ -12,7 +12,7 @@ import pytest
 
 from jobs.errors import exit_code, explain
 from jobs.query import QueryError
-from pipeline.annotate.device import GpuUnusable
+from pipeline.annotate.device import GpuUnusable, NoGpuHere
 from pipeline.core.errors import (
     AccessDenied,
     BadRequest,
@@ -53,6 +53,7 @@ DOCUMENTED = {
     SourceError: 1,
     InputUnreadable: 1,
     GpuUnusable: 1,  # an actor given a GPU that cannot use CUDA
+    NoGpuHere: 1,  # a run that wants a GPU on a local Ray without one
 }
 
 
