@@ -164,6 +164,11 @@ def test_ten_bit_video(tmp_path):
 
 
 def test_a_file_corrupted_in_the_middle_gives_the_slow_paths_frames_or_error_rows(tmp_path):
+    """Damage at 1.5 s of 3 s (GOPs of 12 frames at 24 fps, closed): the first clip lies
+    wholly before it and must be the slow path's, pixel for pixel. After the damage only real
+    frames at their own times, or one error row, are promised: how FFmpeg conceals a damaged
+    packet (which frames it shows, in what order) varied from run to run in CI, in the slow
+    path as much as in ours, so neither is a reference there."""
     data = bytearray(encode_frames(_levels(72), 24, options={"g": "12", "bf": "2"}))
     middle = len(data) // 2
     data[middle : middle + 400] = np.random.default_rng(0).integers(0, 256, 400, np.uint8).tobytes()
@@ -172,9 +177,13 @@ def test_a_file_corrupted_in_the_middle_gives_the_slow_paths_frames_or_error_row
     rows = _decode(_write(tmp_path, "corrupt.mp4", data), settings)
     ok = [r for r in rows if r["status"] == STATUS_OK]
     errors = [r for r in rows if r["status"] == STATUS_DECODE_ERROR]
-    assert len(errors) <= 1 and len(ok) + len(errors) >= 1
-    if ok:
-        _assert_matches_slow_path(ok, data, settings, numbers=False)
+    assert len(errors) <= 1 and len(ok) + len(errors) == len(rows)
+    assert ok and ok[0]["clip_index"] == 0
+    _assert_matches_slow_path(ok[:1], data, settings)
+    for row in ok:
+        times = np.asarray(row["frame_times_s"], dtype=float)
+        assert ((times >= row["start_s"]) & (times < row["end_s"])).all(), row["clip_index"]
+        np.testing.assert_allclose(times * 24, np.round(times * 24), atol=1e-3)  # real frames
     for row in errors:
         assert row["error"]
 
