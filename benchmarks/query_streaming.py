@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,7 @@ def _part(start: int, n: int, rng: np.random.Generator) -> pa.Table:
     idx = np.arange(start, start + n)
     video = idx // 4
     colours, motions = _COLOURS[idx % 4], _MOTIONS[idx % 3]
-    now = datetime(2026, 1, 1, tzinfo=UTC)
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     thumbs = rng.bytes(THUMB_BYTES * n)
     columns = {
         "run_id": ["bench"] * n,

@@ -24,7 +24,7 @@ import json
 import os
 import posixpath
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -82,7 +82,7 @@ def load_report_data(
         con.close()
     return ReportData(
         output=output, clips=clips, matched=int(matched), runs=runs, where=where,
-        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         endpoint_url=(options or StorageOptions()).endpoint_url,
     )  # fmt: skip
 

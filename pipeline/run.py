@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 
 import pyarrow as pa
 
@@ -57,7 +57,7 @@ from pipeline.work_plan import (
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    now = now or datetime.now(UTC)
+    now = now or datetime.now(timezone.utc)
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
@@ -181,7 +181,7 @@ def run_pipeline(
     caller is connected already)."""
     started = time.perf_counter()
     run_id = config.run_id or new_run_id()
-    run_date = run_date or datetime.now(UTC).date()
+    run_date = run_date or datetime.now(timezone.utc).date()
     options = config.storage.options()
     decode, annotate = stage_settings(config, run_id)
     settings_hash = settings_key(annotate)

@@ -34,7 +34,7 @@ import posixpath
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from pipeline.core.errors import CommitError, RunLocked
 from pipeline.core.stage import WriteLifecycle
@@ -61,7 +61,7 @@ def commit_record_uri(output: str, run_id: str) -> str:
 
 
 def new_attempt_id(now: datetime | None = None) -> str:
-    now = now or datetime.now(UTC)
+    now = now or datetime.now(timezone.utc)
     return f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
 
 
@@ -225,7 +225,7 @@ class RunCommitter(WriteLifecycle[RunDetails]):
                 continue
             modified = entry.get("LastModified") or entry.get("mtime")
             if isinstance(modified, int | float):
-                modified = datetime.fromtimestamp(modified, UTC)
+                modified = datetime.fromtimestamp(modified, timezone.utc)
             if modified is not None and modified <= cutoff:
                 self._rm_quiet(name)
 

@@ -8,7 +8,7 @@ import contextlib
 import os
 import posixpath
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from pipeline.core.storage import strip_scheme
@@ -72,4 +72,4 @@ def _atomic_text(fs: Any, uri: str, text: str, *, remote: bool) -> None:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(timezone.utc)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,6 +13,9 @@ from pipeline.output.part_writer import VIDEO_ROWS
 from pipeline.output.schema import rows_to_table
 
 DAY = date(2026, 1, 2)
+
+
+T0 = datetime(2026, 1, 2, tzinfo=timezone.utc)
 
 
 def clip_rows(videos: dict[str, int], run: str, minute: int = 0) -> pa.Table:
@@ -25,7 +28,7 @@ def clip_rows(videos: dict[str, int], run: str, minute: int = 0) -> pa.Table:
                     "run_id": run, "video_uri": uri, "video_id": f"id-{uri}",
                     "clip_id": f"id-{uri}:{clip}", "clip_index": clip,
                     "fingerprint": f"W-{uri}:{clip}", "status": "ok", "caption": f"{run}",
-                    "created_at": datetime(2026, 1, 2, tzinfo=UTC) + timedelta(minutes=minute),
+                    "created_at": T0 + timedelta(minutes=minute),
                     "tags": [], "tag_scores": [], "frame_indices": [], "frame_times_s": [],
                 }
             )  # fmt: skip

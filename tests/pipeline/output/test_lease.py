@@ -7,7 +7,7 @@ import json
 import multiprocessing
 import os
 import socket
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -54,7 +54,7 @@ def test_an_expired_lease_is_taken_over_and_the_old_holder_cannot_commit(output)
     old = RunLease(root, "night", options, ttl_s=5)
     old.acquire()
     old._stop.set()  # a holder that stopped renewing (paused, partitioned)
-    expired = datetime.now(UTC) - timedelta(seconds=1)
+    expired = datetime.now(timezone.utc) - timedelta(seconds=1)
     body = dataclasses.replace(old._body(), expires_at=expired, host="another-host")
     _atomic_text(old.fs, old._path(0), body.to_json(), remote=old.remote)
     new = RunLease(root, "night", options, ttl_s=60)

@@ -7,7 +7,7 @@ computed by the code under test.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from pipeline.output.records import (
     AttemptWork,
@@ -22,7 +22,7 @@ from pipeline.output.records import (
 )
 from pipeline.output.run_record import build_run_record
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 OUT = "/data/out/clips/run_date=2026-01-02/run_id=r"
 
 
@@ -69,7 +69,7 @@ def test_a_run_record_written_before_this_version_still_reads():
     }  # fmt: skip
     record = RunRecord.from_dict(old)
     assert record.retired == {
-        "a1": RetiredAttempt(datetime(2026, 1, 2, 9, tzinfo=UTC), (_part("a1", 1),))
+        "a1": RetiredAttempt(datetime(2026, 1, 2, 9, tzinfo=timezone.utc), (_part("a1", 1),))
     }
     assert record.details.sampling == SamplingInfo(8, "uniform")
     assert (record.details.seconds, record.last_attempt_rows) == (12.5, 2)
