@@ -78,7 +78,12 @@ def _part(start: int, n: int, rng: np.random.Generator) -> pa.Table:
         "generated_tokens": np.full(n, 12, np.int32),
         "created_at": [now] * n,
     }
-    return pa.table({f.name: pa.array(columns[f.name], f.type) for f in CLIPS_SCHEMA})
+    # embedding and footage stay null, as in rows written before issue 20
+    return pa.table({f.name: _column(columns, f, n) for f in CLIPS_SCHEMA})
+
+
+def _column(columns: dict, f: pa.Field, n: int) -> pa.Array:
+    return pa.array(columns[f.name], f.type) if f.name in columns else pa.nulls(n, f.type)
 
 
 def write_output(root: Path, rows: int) -> int:

@@ -5,13 +5,15 @@ it, and videos whose work (same video, model weights, prompts, settings) is alre
 by any earlier run, are skipped, so a finished night does no annotation the second time.
 `--retry` (and `clipnote retry`) instead redoes only what the latest committed rows say failed.
 An input URI may contain `{date}` (e.g. `s3://bucket/videos/{date}/`), replaced by the night.
+A night that processed something then runs footage dedup (`clipnote dedup`), which decides only
+the clips no dedup decided yet.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 
 from rich.console import Console
 
@@ -29,14 +31,14 @@ def night_config(config: RunConfig, day: date) -> RunConfig:
 
 
 def retry_config(config: RunConfig, now: datetime | None = None) -> RunConfig:
-    now = now or datetime.now(UTC)
+    now = now or datetime.now(timezone.utc)
     if config.run_id is not None:
         return config
     return config.model_copy(update={"run_id": f"retry-{now:%Y%m%dT%H%M%SZ}"})
 
 
 def run_nightly(config: RunConfig, day: date | None = None, on_progress=None) -> RunSummary:
-    day = day or datetime.now(UTC).date()
+    day = day or datetime.now(timezone.utc).date()
     return run_pipeline(night_config(config, day), on_progress, mode="incremental", run_date=day)
 
 
@@ -50,7 +52,7 @@ def night_with_display(
     """`run_nightly` with the progress display and the run summary (CLI and job alike)."""
     from jobs.progress import run_with_display
 
-    day = day or datetime.now(UTC).date()
+    day = day or datetime.now(timezone.utc).date()
     return run_with_display(
         night_config(config, day), console, verbose=verbose, mode="incremental", run_date=day
     )
@@ -107,8 +109,19 @@ def main(argv: list[str] | None = None) -> int:
         else:
             summary = night_with_display(config, args.date, Console(), args.verbose)
         print("\n".join(describe(summary)))
+        if summary.processed:
+            mark_duplicates(config)
 
     return exit_code(work, args.debug)
+
+
+def mark_duplicates(config: RunConfig) -> None:
+    """Footage dedup of what the night committed: each new clip against every clip
+    committed before it (the decided ones are not decided again), so the night's copies of
+    older footage get their `duplicate_of`. Its own lease and commit, after the run's."""
+    from jobs.dedup import run_dedup
+
+    run_dedup(config.output, "footage", options=config.storage.options(), console=Console())
 
 
 if __name__ == "__main__":

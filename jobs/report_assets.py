@@ -42,6 +42,9 @@ font-size:12px;cursor:pointer}
 .card{background:#fff;border:1px solid #dde1e8;border-radius:8px;overflow:hidden;
 display:flex;flex-direction:column;content-visibility:auto;contain-intrinsic-size:auto 300px}
 .card[hidden]{display:none!important}
+.dups{margin:0 10px 10px;font-size:12px;color:#5b6475}
+.dups ul{margin:4px 0 0;padding-left:16px}
+.dupof{margin:0 10px 10px;font-size:12px;color:#5b6475;overflow-wrap:anywhere}
 .card img{width:100%;aspect-ratio:16/10;object-fit:contain;background:#111;display:block}
 .nothumb{aspect-ratio:16/10;background:#30343c;color:#c9ced8;display:flex;
 align-items:center;justify-content:center;font-size:12px}

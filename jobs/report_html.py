@@ -36,7 +36,7 @@ from pipeline.core.storage import StorageOptions
 DEFAULT_LIMIT = 2000
 CARD_COLUMNS = (
     "clip_id", "video_uri", "clip_index", "start_s", "end_s", "caption", "tags", "tag_scores",
-    "thumbnail", "status", "error", "run_id",
+    "thumbnail", "status", "error", "run_id", "duplicate_of",
 )  # fmt: skip
 
 
@@ -147,13 +147,58 @@ def _scores(row: dict[str, Any]) -> dict[str, float]:
     return {s["tag"]: float(s["score"]) for s in row.get("tag_scores") or []}
 
 
-def render_card(row: dict[str, Any], endpoint: str | None = None) -> str:
+def group_duplicates(rows: list[dict[str, Any]]) -> list[tuple[dict, list[dict]]]:
+    """Each card's row with the rows that duplicate it (`duplicate_of`, footage dedup), in the
+    rows' order. A duplicate whose kept clip is not among `rows` keeps a card of its own."""
+    shown = {row.get("clip_id") for row in rows}
+    under: dict[Any, list[dict]] = {}
+    for row in rows:
+        kept = row.get("duplicate_of")
+        if kept is not None and kept in shown:
+            under.setdefault(kept, []).append(row)
+    return [
+        (row, under.get(row.get("clip_id"), []))
+        for row in rows
+        if row.get("duplicate_of") is None or row["duplicate_of"] not in shown
+    ]
+
+
+def _duplicates_list(rows: list[dict[str, Any]], endpoint: str | None) -> str:
+    if not rows:
+        return ""
+    items = "".join(_duplicate_item(r, endpoint) for r in rows)
+    noun = "duplicate" if len(rows) == 1 else "duplicates"
+    return f'<details class="dups"><summary>{len(rows)} {noun}</summary><ul>{items}</ul></details>'
+
+
+def _duplicate_item(row: dict[str, Any], endpoint: str | None) -> str:
+    link = source_link(row["video_uri"], row.get("start_s"), row.get("end_s"), endpoint)
+    return (
+        f'<li><a href="{_e(link)}" title="{_e(row["video_uri"])}">'
+        f'{_e(_display_name(row["video_uri"]))}</a> <span class="time">{_e(_span(row))}</span></li>'
+    )
+
+
+def _display_name(uri: str) -> str:
+    shard, member = _member_of(uri)
+    return member if member is not None else shard.rsplit("/", 1)[-1]
+
+
+def _span(row: dict[str, Any]) -> str:
+    start, end = row.get("start_s"), row.get("end_s")
+    return f"{start:.2f}–{end:.2f} s" if start is not None and end is not None else ""
+
+
+def render_card(
+    row: dict[str, Any], endpoint: str | None = None, duplicates: list[dict] | None = None
+) -> str:
+    """One clip's card; `duplicates`: the clips footage dedup found to be the same footage,
+    listed under it instead of as cards of their own."""
     tags = list(row.get("tags") or [])
     scores = _scores(row)
     status = row.get("status") or STATUS_OK
     thumb = row.get("thumbnail")
-    shard, member = _member_of(row["video_uri"])
-    name = member if member is not None else shard.rsplit("/", 1)[-1]
+    name = _display_name(row["video_uri"])
     if thumb:
         data = base64.b64encode(thumb).decode("ascii")
         media = (
@@ -162,8 +207,7 @@ def render_card(row: dict[str, Any], endpoint: str | None = None) -> str:
         )
     else:
         media = '<div class="nothumb">no thumbnail</div>'
-    start, end = row.get("start_s"), row.get("end_s")
-    span = f"{start:.2f}–{end:.2f} s" if start is not None and end is not None else ""
+    start, end, span = row.get("start_s"), row.get("end_s"), _span(row)
     tag_items = "".join(
         f'<li data-tag="{_e(t)}">{_e(t)}'
         + (f' <span class="score">{scores[t]:.2f}</span>' if t in scores else "")
@@ -180,8 +224,15 @@ def render_card(row: dict[str, Any], endpoint: str | None = None) -> str:
         f' data-clip="{_e(row.get("clip_id"))}">{media}'
         f'<div class="meta"><a class="src" href="{_e(link)}" title="{_e(row["video_uri"])}">'
         f'{_e(name)}</a> <span class="time">{_e(span)}</span></div>'
-        f'{body}<ul class="tags">{tag_items}</ul></article>'
+        f'{body}<ul class="tags">{tag_items}</ul>{_duplicates_list(duplicates or [], endpoint)}'
+        f"{_kept_elsewhere(row)}</article>"
     )
+
+
+def _kept_elsewhere(row: dict[str, Any]) -> str:
+    """A duplicate shown on its own (its kept clip is not on the page) says which it copies."""
+    kept = row.get("duplicate_of")
+    return f'<p class="dupof">duplicate of <code>{_e(kept)}</code></p>' if kept else ""
 
 
 CHART_RUNS = 30
@@ -268,7 +319,8 @@ def render_summary(runs: list[RunStats]) -> str:
 
 def render_html(data: ReportData) -> str:
     """The whole page: summary, controls, cards, inline style and script."""
-    cards = "".join(render_card(row, data.endpoint_url) for row in data.clips)
+    groups = group_duplicates(data.clips)
+    cards = "".join(render_card(row, data.endpoint_url, dups) for row, dups in groups)
     shown = len(data.clips)
     capped = (
         f" (first {shown} of {data.matched} matching clips; raise --limit for more)"
@@ -294,7 +346,7 @@ def render_html(data: ReportData) -> str:
         'files" aria-label="search">'
         '<select id="status" aria-label="status"><option value="">all</option>'
         '<option value="ok">ok</option><option value="error">errors</option></select>'
-        f'<span id="count">{shown} of {shown} clips shown</span>'
+        f'<span id="count">{len(groups)} of {len(groups)} clips shown</span>'
         '<div id="chips" class="chips" aria-label="filter by tag"></div></div>'
         f'<main class="grid" id="cards">{cards}</main>'
         f'<script type="application/json" id="report-meta">{meta}</script>'

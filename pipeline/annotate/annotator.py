@@ -2,9 +2,11 @@
 
 `Annotator` is plain Python (no Ray): it loads the model once and turns a batch of decoded
 rows into output rows. Visual tokens are computed once per clip (`model.encode_frames`) and
-the caption, tag list or taxonomy scores are asked of them. A batch that fails is retried clip
-by clip, so one bad clip becomes one `model_error` row instead of a lost batch. The model, and
-with it torch, is imported when an `Annotator` is made, never when this module is.
+the caption, tag list or taxonomy scores are asked of them; the same tokens, pooled, are the
+clip's embedding (`embedding.py`), and its frames give its footage fingerprint (`footage.py`).
+A batch that fails is retried clip by clip, so one bad clip becomes one `model_error` row
+instead of a lost batch. The model, and with it torch, is imported when an `Annotator` is
+made, never when this module is.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import numpy as np
 
 from pipeline.annotate.cuda_faults import CudaFault, fault_kind, release_cached_memory
 from pipeline.annotate.device import ActorDevice, actor_device, check_usable
+from pipeline.annotate.embedding import embed_pooled, embedding_key
 from pipeline.annotate.fingerprint import fingerprint, prompt_id, settings_key
+from pipeline.annotate.footage import footage_fingerprint
 from pipeline.annotate.settings import AnnotateSettings
 from pipeline.core.rows import Annotation, RowIdentity, output_row
 from pipeline.core.status import STATUS_OK
@@ -26,9 +30,13 @@ from pipeline.core.status import STATUS_OK
 class Annotator:
     """Hosts the model; `annotate(rows)` -> output rows in the `clips` schema."""
 
-    def __init__(self, settings: AnnotateSettings, placement: ActorDevice | None = None) -> None:
+    def __init__(
+        self, settings: AnnotateSettings, placement: ActorDevice | None = None, embed: bool = True
+    ) -> None:
         """`placement`: the device and dtype the driver chose for every actor (`device.py`);
-        without one, `settings.device` (CPU unless it says `cuda`) and `settings.dtype`."""
+        without one, `settings.device` (CPU unless it says `cuda`) and `settings.dtype`.
+        `embed=False` leaves `embedding` and `footage` null: only `benchmarks/similar.py`
+        uses it, to measure what they cost."""
         # The model (torch, transformers) is imported here, in the process that hosts it:
         # importing this module, as the driver and the writer workers do, costs neither.
         import torch
@@ -54,12 +62,20 @@ class Annotator:
             settings = replace(settings, model_key=self.model.model_id)
             self.settings = settings
         self.settings_hash = settings_key(settings)
-        self._caption_settings = GenerationSettings(settings.max_new_tokens)
-        self._tag_settings = GenerationSettings(settings.tag_max_new_tokens)
+        self.embed = embed
+        self.embedding_key = embedding_key(settings.model_key)
+        every = settings.stop_check_every
+        self._caption_settings = GenerationSettings(settings.max_new_tokens, stop_check_every=every)
+        self._tag_settings = GenerationSettings(settings.tag_max_new_tokens, stop_check_every=every)
 
     def _annotate_clips(self, clips: list[np.ndarray]) -> list[Annotation]:
         prompts, model = self.settings.prompts, self.model
         video = model.encode_frames(clips)  # [B, Q, D], shared by every question
+        embeddings: list[np.ndarray | None] = [None] * len(clips)
+        footage: list[np.ndarray | None] = [None] * len(clips)
+        if self.embed:  # pooled on the device: only [B, D] comes back
+            embeddings = list(embed_pooled(video.float().mean(dim=1).cpu().numpy()))
+            footage = [footage_fingerprint(clip) for clip in clips]
         # Caption and tag list share their prompt's prefill up to the question (system prompt,
         # video tokens): one long prefill for both.
         prefix = None
@@ -84,8 +100,10 @@ class Annotator:
             scores = [_tag_scores(prompts.taxonomy, row) for row in scored.scores]
             tags = [_above(s, prompts.taxonomy_threshold) for s in scores]
         return [
-            Annotation(c.text, t, s, c.num_tokens + n)
-            for c, t, s, n in zip(captions, tags, scores, tag_tokens, strict=True)
+            Annotation(c.text, t, s, c.num_tokens + n, e, f)
+            for c, t, s, n, e, f in zip(
+                captions, tags, scores, tag_tokens, embeddings, footage, strict=True
+            )
         ]
 
     def _annotate_or_isolate(self, clips: list[np.ndarray]) -> list[Annotation | str]:
@@ -147,6 +165,7 @@ class Annotator:
             fingerprint=fingerprint(row, self.settings, self.settings_hash),
             model_id=self.model.model_id,
             prompt_id=self.prompt_id,
+            embedding_key=self.embedding_key,
         )
         return output_row(row, identity, result, seconds)
 

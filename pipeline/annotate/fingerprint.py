@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from pipeline.annotate.embedding import EMBED_METHOD
+from pipeline.annotate.footage import FOOTAGE_METHOD
 from pipeline.annotate.prompts import PromptSettings
 from pipeline.annotate.settings import AnnotateSettings
 from pipeline.core.records import short_hash
@@ -21,11 +23,12 @@ def prompt_id(prompts: PromptSettings) -> str:
 
 def settings_key(settings: AnnotateSettings) -> str:
     """Hash of everything besides the video an annotation depends on: the model's weights
-    (`settings.model_key`), the prompts, clip and sampling settings, token limits, dtype."""
+    (`settings.model_key`), the prompts, clip and sampling settings, token limits, dtype, and
+    how embeddings and footage fingerprints are made (a new method re-embeds)."""
     return short_hash(
         settings.model_key, prompt_id(settings.prompts), asdict(settings.clips),
         asdict(settings.sampling), settings.max_new_tokens, settings.tag_max_new_tokens,
-        settings.dtype,
+        settings.dtype, EMBED_METHOD, FOOTAGE_METHOD,
     )  # fmt: skip
 
 

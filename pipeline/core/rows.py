@@ -36,6 +36,10 @@ class Annotation:
     tags: list[str]
     tag_scores: list[dict[str, Any]]
     generated_tokens: int
+    embedding: np.ndarray | None = None
+    """The clip's embedding (`annotate/embedding.py`), float16 `[EMBED_DIM]`."""
+    footage: np.ndarray | None = None
+    """The clip's footage fingerprint (`annotate/footage.py`), float16 `[FOOTAGE_DIM]`."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class RowIdentity:
     fingerprint: str
     model_id: str | None = None
     prompt_id: str | None = None
+    embedding_key: str | None = None
+    """`<embedding method>@<model key>` for the rows this identity embeds."""
 
 
 def video_columns(ref: VideoRef) -> dict[str, Any]:
@@ -94,7 +100,8 @@ def output_row(
 
     `outcome`: the model's `Annotation`; or the text of the model's error (the row becomes a
     `model_error`); or None for a row the model never saw (a decode error, a lost video),
-    which keeps its status and error. `annotate_s` counts only when the model ran.
+    which keeps its status and error. `annotate_s` counts only when the model ran. Only an
+    annotated row has an embedding, its key and a footage fingerprint; the rest hold nulls.
     """
     row = {key: value for key, value in decoded.items() if key != "frames"}
     row.update(
@@ -104,7 +111,7 @@ def output_row(
         prompt_id=identity.prompt_id,
         fingerprint=identity.fingerprint,
         caption=None, tags=[], tag_scores=[], generated_tokens=0, annotate_s=0.0,
-        created_at=datetime.now(timezone.utc),
+        created_at=datetime.now(timezone.utc), embedding=None, embedding_key=None, footage=None,
     )  # fmt: skip
     if isinstance(outcome, str):
         row.update(status=STATUS_MODEL_ERROR, error=outcome, annotate_s=annotate_s)
@@ -112,5 +119,7 @@ def output_row(
         row.update(
             caption=outcome.caption, tags=outcome.tags, tag_scores=outcome.tag_scores,
             generated_tokens=outcome.generated_tokens, annotate_s=annotate_s,
+            embedding=outcome.embedding, footage=outcome.footage,
+            embedding_key=identity.embedding_key if outcome.embedding is not None else None,
         )  # fmt: skip
     return row

@@ -82,7 +82,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.core.storage import StorageOptions, filesystem, strip_scheme
-from pipeline.output.schema import CLIPS_SCHEMA
+from pipeline.output.schema import CLIPS_SCHEMA, OPTIONAL_COLUMNS, conform
 from pipeline.output.snapshot import snapshot
 from pipeline.output.spill import partitioned
 
@@ -141,9 +141,15 @@ class _Vanished(Exception):
 
 
 def _open_parquet(fs: Any, uri: str, columns: Sequence[str] | None) -> pa.Table:
+    """A committed file's `columns` (all: None); an `OPTIONAL_COLUMNS` one that a file written
+    before it existed lacks is left out here and filled with nulls by `conform`."""
     try:
         with fs.open(strip_scheme(uri), "rb") as fh:
-            return pq.read_table(fh, columns=list(columns) if columns else None)
+            if not columns or not set(columns) & set(OPTIONAL_COLUMNS):
+                return pq.read_table(fh, columns=list(columns) if columns else None)
+            parquet = pq.ParquetFile(fh)
+            present = set(parquet.schema_arrow.names)
+            return parquet.read(columns=[c for c in columns if c in present])
     except FileNotFoundError as err:
         raise _Vanished(uri) from err
 
@@ -200,13 +206,7 @@ def _iter_latest_once(
         if not len(picked):
             continue
         table = _open_parquet(fs, uri, columns).take(pa.array(picked))
-        yield from _conformed(table, columns).to_batches()
-
-
-def _conformed(table: pa.Table, columns: Sequence[str] | None) -> pa.Table:
-    if columns:
-        return table
-    return table.select(CLIPS_SCHEMA.names).cast(CLIPS_SCHEMA)
+        yield from conform(table, columns).to_batches()
 
 
 def iter_latest(
@@ -265,7 +265,7 @@ def _iter_all_once(
 ) -> Iterator[pa.RecordBatch]:
     fs = filesystem(output, options)
     for uri in snapshot(output, options).files:
-        yield from _conformed(_open_parquet(fs, uri, columns), columns).to_batches()
+        yield from conform(_open_parquet(fs, uri, columns), columns).to_batches()
 
 
 def iter_all(

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from pipeline.core.vectors import EMBED_DIM, FOOTAGE_DIM
+
 TAG_SCORE = pa.struct([("tag", pa.string()), ("score", pa.float32())])
 
 
@@ -42,11 +44,34 @@ CLIPS_SCHEMA = pa.schema(
         ("annotate_s", pa.float32()),
         ("generated_tokens", pa.int32()),
         ("created_at", pa.timestamp("us", tz="UTC")),
+        ("embedding", pa.list_(pa.float16(), EMBED_DIM)),
+        ("embedding_key", pa.string()),
+        ("footage", pa.list_(pa.float16(), FOOTAGE_DIM)),
     ]
 )
+"""`embedding` (the model's pooled features), `embedding_key` (`<method>@<model key>`: which
+embeddings compare) and `footage` (the frames' colour layout) are null on rows the model did
+not annotate, and absent from outputs written before they existed: `OPTIONAL_COLUMNS`."""
 
 
 COLUMNS = tuple(CLIPS_SCHEMA.names)
+
+
+OPTIONAL_COLUMNS = ("embedding", "embedding_key", "footage")
+"""Columns older outputs lack: every reader fills them with nulls (`conform`)."""
+
+
+def conform(table: pa.Table, columns: Sequence[str] | None = None) -> pa.Table:
+    """`table` (a committed file's columns) as `columns` (default: the whole schema) in the
+    schema's types, with the `OPTIONAL_COLUMNS` an older file lacks as nulls."""
+    names = list(columns) if columns else CLIPS_SCHEMA.names
+    for name in names:
+        if name not in table.column_names and name in OPTIONAL_COLUMNS:
+            field = CLIPS_SCHEMA.field(name)
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    if not columns:
+        return table.select(names).cast(CLIPS_SCHEMA)
+    return table.select(names)
 
 
 def _plain(value: Any, kind: pa.DataType) -> Any:

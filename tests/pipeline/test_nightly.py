@@ -173,3 +173,39 @@ def test_nightly_job_reads_the_config_clipnote_submit_sends(
     printed = capsys.readouterr().out
     assert "run nightly-2026-03-05: listed 2 videos, 0 skipped as done, 2 processed" in printed
     assert (out / "_runs" / "nightly-2026-03-05.json").exists()
+
+
+def test_a_night_that_processed_clips_marks_them_against_those_before(ray_session, tmp_path,
+                                                                       capsys):  # fmt: skip
+    """Night 1 (2 videos) and night 2 (a third, the byte-for-byte copy of the first) through
+    the job entry point: each night's footage dedup decides only that night's clips, and
+    night 2's copy is marked a duplicate of the clip night 1 kept. A night with nothing to
+    do decides nothing (no dedup line)."""
+    from pipeline.output.dedup_store import read_decisions
+
+    videos, out = tmp_path / "videos", tmp_path / "out"
+    made = write_toy_videos(videos, seed=5, n=2, num_frames=24, size=64)
+    common = [
+        "--input", str(videos), "--output", str(out), "--set", "clips.mode=whole",
+        "--set", "sampling.num_frames=4", "--set", "model.max_new_tokens=4",
+        "--set", "prompts.tag_mode=none",
+    ]  # fmt: skip
+    assert nightly_main([*common, "--date", "2026-03-06"]) == 0
+    assert "dedup footage (threshold 0.17): decided 2 new clips" in capsys.readouterr().out
+    first = sorted(path for path, _ in made)[0]
+    (videos / f"copy-{first.name}").write_bytes(first.read_bytes())
+    assert nightly_main([*common, "--date", "2026-03-07"]) == 0
+    printed = capsys.readouterr().out
+    assert "decided 1 new clips: 0 kept, 1 duplicates" in printed
+    assert nightly_main([*common, "--date", "2026-03-07"]) == 0
+    assert "dedup" not in capsys.readouterr().out
+    decided = read_decisions(str(out), "footage")
+    uri_of = dict(zip(decided["clip_id"].to_pylist(), decided["video_uri"].to_pylist(),
+                      strict=True))  # fmt: skip
+    pairs = {
+        Path(uri).name: (Path(uri_of[dup]).name if dup else None)
+        for uri, dup in zip(decided["video_uri"].to_pylist(),
+                            decided["duplicate_of"].to_pylist(), strict=True)
+    }  # fmt: skip
+    assert pairs[f"copy-{first.name}"] == first.name
+    assert sum(v is None for v in pairs.values()) == 2

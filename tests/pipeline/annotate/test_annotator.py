@@ -13,8 +13,11 @@ import pytest
 
 from model.toy.world import TAXONOMY, make_clips, render_clip
 from pipeline.annotate.annotator import Annotator
+from pipeline.annotate.embedding import EMBED_METHOD
+from pipeline.annotate.footage import footage_fingerprint
 from pipeline.annotate.prompts import PromptSettings
 from pipeline.annotate.settings import AnnotateSettings
+from pipeline.core.vectors import EMBED_DIM
 from tests.pipeline.annotate.toy import toy_settings
 
 pytestmark = pytest.mark.slow  # the real toy model: seconds per test on 2 cores
@@ -71,6 +74,28 @@ def test_a_clip_that_breaks_the_model_is_one_model_error_row(generate):
         assert row["caption"] == clip.caption
         assert set(row["tags"]) == set(clip.tags)
         assert "frames" not in row
+
+
+def test_annotated_rows_carry_an_embedding_and_a_footage_fingerprint(generate):
+    """Each ok row: a unit-length float16 embedding of EMBED_DIM values keyed by method and
+    weights, and the footage fingerprint of its own frames; a decode-error row and a clip the
+    model could not take hold nulls. Two clips of different toy scenes are not the same
+    embedding (the pooled features follow the clip, not a constant)."""
+    bad = _row(9, np.zeros((8, 64, 64, 4), np.uint8))
+    decode_error = _row(7, np.zeros((0, 64, 64, 3), np.uint8), "decode_error", "unreadable")
+    rows = [_good(0), bad, decode_error, _good(1)]
+    out = generate.annotate(rows)
+    for row, source in ((out[0], rows[0]), (out[3], rows[3])):
+        vector = np.asarray(row["embedding"])
+        assert vector.dtype == np.float16 and vector.shape == (EMBED_DIM,)
+        assert float(np.linalg.norm(vector.astype(np.float32))) == pytest.approx(1.0, abs=2e-3)
+        assert row["embedding_key"] == f"{EMBED_METHOD}@{generate.settings.model_key}"
+        assert np.array_equal(row["footage"], footage_fingerprint(source["frames"]))
+    for row in (out[1], out[2]):
+        assert row["embedding"] is None and row["embedding_key"] is None
+        assert row["footage"] is None
+    cosine = float(np.asarray(out[0]["embedding"], np.float32) @ np.asarray(out[3]["embedding"]))
+    assert cosine < 0.999
 
 
 def test_model_error_rows_keep_their_identity(generate):

@@ -69,6 +69,16 @@ CHANGES_THAT_DO_NOT: dict[str, dict[str, Any]] = {
 }
 
 
+@pytest.mark.parametrize("method", ["EMBED_METHOD", "FOOTAGE_METHOD"])
+def test_a_new_embedding_or_footage_method_is_new_work(method, monkeypatch) -> None:
+    """The methods join the settings key: outputs made another way are embedded again."""
+    import pipeline.annotate.fingerprint as fp
+
+    before = settings_key(BASE)
+    monkeypatch.setattr(fp, method, "another-method-v2")
+    assert settings_key(BASE) != before
+
+
 def test_the_base_fingerprint_is_stable() -> None:
     """Same inputs, same fingerprint (in a fresh object too): else nothing is ever skipped."""
     again = replace(BASE, prompts=_prompts(), clips=ClipConfig(mode="window", length_s=10.0))

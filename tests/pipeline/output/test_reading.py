@@ -7,7 +7,7 @@ Outputs are laid out by hand here (Parquet files + JSON records, as the layout i
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -27,7 +27,7 @@ from pipeline.output.reading import (
 from pipeline.output.schema import CLIPS_SCHEMA, rows_to_table
 from pipeline.output.views import register_views, runs_table
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def _row(uri: str, clip: int, work: str, minute: int, run: str = "r", status: str = "ok"):
@@ -253,7 +253,7 @@ def test_sql_views_agree_with_the_python_path(layered: Path):
     assert con.execute("SELECT count(*) FROM clips_all").fetchone()[0] == 5
     assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
     columns = [d[0] for d in con.execute("SELECT * FROM clips LIMIT 0").description]
-    assert columns == CLIPS_SCHEMA.names
+    assert columns == [*CLIPS_SCHEMA.names, "duplicate_of"]  # from `clipnote dedup`
 
 
 def test_sql_and_python_agree_on_random_histories(tmp_path: Path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import math
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +26,8 @@ DESIGN_COLUMNS = [
     ("prompt_id", pa.string()), ("status", pa.string()), ("error", pa.string()),
     ("decode_s", pa.float32()), ("annotate_s", pa.float32()),
     ("generated_tokens", pa.int32()), ("created_at", pa.timestamp("us", tz="UTC")),
+    ("embedding", pa.list_(pa.float16(), 128)), ("embedding_key", pa.string()),
+    ("footage", pa.list_(pa.float16(), 192)),
 ]  # fmt: skip
 
 
@@ -57,7 +59,7 @@ def _ok_row(**extra):
         "decode_s": np.float64(0.01),
         "annotate_s": 0.2,
         "generated_tokens": np.int64(7),
-        "created_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "created_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
         "video_size": 1234,  # extra keys are not columns
         "video_version": "etag",
     }
@@ -78,7 +80,7 @@ def test_rows_to_table_keeps_exactly_the_schema():
     assert row["frame_indices"] == [3, 9, 15, 21]
     assert row["frame_times_s"] == pytest.approx([0.125, 0.375, 0.625, 0.875])
     assert row["tag_scores"] == [{"tag": "red", "score": pytest.approx(0.9)}]
-    assert row["created_at"] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert row["created_at"] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     assert "video_size" not in table.column_names
     # and it survives a Parquet round trip unchanged
     buf = io.BytesIO()
@@ -130,7 +132,7 @@ def test_numpy_datetimes_and_bools_from_ray_batches_convert():
     Arrow refuses as they are. Catches dropping the conversion to Python values."""
     stamp = np.datetime64("2026-01-02T03:04:05.000006", "us")
     out = rows_to_table([_ok_row(created_at=stamp, caption=np.str_("a cat"))]).to_pylist()[0]
-    assert out["created_at"] == datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    assert out["created_at"] == datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
     assert out["caption"] == "a cat" and type(out["caption"]) is str
 
 

@@ -1,0 +1,210 @@
+"""Indexes persisted under the output, `<output>/_index/<name>/`, updated rather than rebuilt.
+
+An index is three things: the vectors (`GrowingIndex.to_bytes`, `<generation>.index`), the
+slots (`<generation>.slots.parquet`: per faiss id, the clip it holds and that row's
+`created_at`, plus whatever columns its user keeps, such as `similar`'s display columns), and
+`index.json`, which names the generation and the committed snapshot the index is up to date
+with. A save writes the two data files under a new generation, then replaces `index.json`
+(atomically: a local rename, an S3 PUT), then deletes the older generation's files: a reader
+sees the old index or the new one, never half; a writer killed in between leaves stray files
+the next save removes. Local and S3 alike, through the storage layer.
+
+Who writes: dedup, holding its mode's lease, for `dedup-<mode>-*` (kept clips only), and
+whoever brings `similar-*` up to date (dedup, the nightly, a `similar` that found it stale).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import secrets
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.core.storage import StorageOptions, filesystem, is_remote, join, strip_scheme
+from pipeline.output.ann import GrowingIndex
+from pipeline.output.layout import absolute_output
+from pipeline.output.snapshot import snapshot
+from pipeline.output.store import _atomic_text, _put_bytes
+
+INDEX_DIR = "_index"
+MANIFEST = "index.json"
+SLOT_GROUP = 65_536
+"""Slots per Parquet row group: `read_slots` reads the groups of the rows it needs, not all."""
+
+
+def index_name(kind: str, group: str) -> str:
+    """`kind` (`dedup-footage`, `similar`, ...) and a short digest of the vector group (the
+    embedding key: vectors of two models never share an index)."""
+    return f"{kind}-{hashlib.sha1(group.encode()).hexdigest()[:12]}"
+
+
+def snapshot_digest(output: str, options: StorageOptions | None = None) -> str:
+    """What the committed clips are right now, in 16 hex digits: the committed files."""
+    files = sorted(snapshot(output, options).files)
+    return hashlib.sha1("\n".join(files).encode()).hexdigest()[:16]
+
+
+@dataclass
+class StoredIndex:
+    """An index and its slots (row `i` of `slots` is faiss id `i`; a null `clip_id`: removed)."""
+
+    name: str
+    index: GrowingIndex
+    slots: pa.Table
+    snapshot: str = ""
+    generation: str = ""
+    _slot_of: dict[str, int] | None = field(default=None, repr=False)
+
+    def slot_of(self) -> dict[str, int]:
+        """clip_id -> its live slot."""
+        if self._slot_of is None:
+            ids = self.slots["clip_id"].to_pylist()
+            self._slot_of = {c: i for i, c in enumerate(ids) if c is not None}
+        return self._slot_of
+
+    def append(self, rows: pa.Table, vectors: np.ndarray) -> None:
+        """New slots for `rows` (of the slots' schema), their vectors into the index."""
+        start = self.slots.num_rows
+        self.slots = pa.concat_tables([self.slots, rows.select(self.slots.column_names)])
+        self.index.add(np.arange(start, start + rows.num_rows), vectors)
+        self._slot_of = None
+
+    def remove(self, slots: np.ndarray) -> None:
+        """Forget these slots (their clip was annotated again, or left the view)."""
+        if not len(slots):
+            return
+        self.index.remove(slots)
+        mask = np.zeros(self.slots.num_rows, bool)
+        mask[slots] = True
+        ids = pa.array(np.where(mask, None, self.slots["clip_id"].to_numpy(zero_copy_only=False)))
+        self.slots = self.slots.set_column(0, "clip_id", ids.cast(pa.string()))
+        self._slot_of = None
+
+
+def _root(output: str, name: str) -> str:
+    return join(absolute_output(output), INDEX_DIR, name)
+
+
+def empty(name: str, dim: int, slots_schema: pa.Schema) -> StoredIndex:
+    return StoredIndex(name, GrowingIndex(dim), slots_schema.empty_table())
+
+
+def load_index(
+    output: str, name: str, dim: int, slots_schema: pa.Schema,
+    options: StorageOptions | None = None, read_only: bool = False,
+    columns: list[str] | None = None,
+) -> StoredIndex:  # fmt: skip
+    """The saved index `name`, or an empty one when none was saved (or it is unreadable:
+    it is only ever a cache of the committed output). `read_only`: a reader's (a local IVF
+    index is memory-mapped); `columns`: only these slot columns (`read_slots` the rest)."""
+    root = _root(output, name)
+    fs = filesystem(root, options)
+    schema = pa.schema([slots_schema.field(c) for c in columns or slots_schema.names])
+    try:
+        with fs.open(strip_scheme(join(root, MANIFEST)), "rb") as fh:
+            manifest = json.loads(fh.read())
+        generation, kind = manifest["generation"], manifest["kind"]
+        path = strip_scheme(join(root, f"{generation}.index"))
+        if is_remote(root):
+            with fs.open(path, "rb") as fh:
+                index = GrowingIndex.from_bytes(fh.read(), dim, kind)
+        else:
+            index = GrowingIndex.from_file(path, dim, kind, read_only)
+        with fs.open(strip_scheme(join(root, f"{generation}.slots.parquet")), "rb") as fh:
+            slots = pq.read_table(fh, columns=schema.names).cast(schema)
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError, json.JSONDecodeError):
+        return empty(name, dim, schema)
+    return StoredIndex(name, index, slots, manifest.get("snapshot", ""), generation)
+
+
+def read_slots(
+    output: str, stored: StoredIndex, rows: np.ndarray, columns: list[str],
+    options: StorageOptions | None = None,
+) -> pa.Table:  # fmt: skip
+    """`columns` of these slots, in this order, reading only the row groups that hold them."""
+    path = strip_scheme(join(_root(output, stored.name), f"{stored.generation}.slots.parquet"))
+    with filesystem(output, options).open(path, "rb") as fh:
+        parquet = pq.ParquetFile(fh)
+        wanted = sorted({int(r) // SLOT_GROUP for r in rows})
+        table = parquet.read_row_groups(wanted, columns=columns)
+    starts = {g: i * SLOT_GROUP for i, g in enumerate(wanted)}
+    at = [starts[int(r) // SLOT_GROUP] + int(r) % SLOT_GROUP for r in rows]
+    return table.take(pa.array(at, pa.int64()))
+
+
+def save_index(output: str, stored: StoredIndex, options: StorageOptions | None = None) -> None:
+    """Write `stored` as a new generation, point `index.json` at it, drop the older files."""
+    root = _root(output, stored.name)
+    fs = filesystem(root, options)
+    remote = is_remote(root)
+    generation = secrets.token_hex(6)
+    buffer = io.BytesIO()
+    pq.write_table(stored.slots, buffer, compression="zstd", row_group_size=SLOT_GROUP)
+    _put_bytes(fs, join(root, f"{generation}.index"), stored.index.to_bytes(), remote=remote)
+    _put_bytes(fs, join(root, f"{generation}.slots.parquet"), buffer.getvalue(), remote=remote)
+    manifest = {
+        "generation": generation, "kind": stored.index.kind, "vectors": len(stored.index),
+        "slots": stored.slots.num_rows, "snapshot": stored.snapshot,
+    }  # fmt: skip
+    _atomic_text(fs, join(root, MANIFEST), json.dumps(manifest, indent=1), remote=remote)
+    stored.generation = generation
+    for path in fs.ls(strip_scheme(root), detail=False):
+        base = path.rsplit("/", 1)[-1]
+        if base != MANIFEST and not base.startswith(f"{generation}."):
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm(path)
+
+
+def saved_names(output: str, prefix: str, options: StorageOptions | None = None) -> list[str]:
+    """The names of the saved indexes that start with `prefix`."""
+    root = join(absolute_output(output), INDEX_DIR)
+    fs = filesystem(root, options)
+    try:
+        paths = fs.ls(strip_scheme(root), detail=False)
+    except FileNotFoundError:
+        return []
+    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in paths]
+    return sorted(n for n in names if n.startswith(prefix))
+
+
+@dataclass
+class PositionIndex:
+    """`stored` as a `VectorIndex` keyed by positions in `ids` (what `group_greedy` uses):
+    adding gives each clip a new slot, a search answers the position of each slot's clip (-1
+    for a clip not in `ids`)."""
+
+    stored: StoredIndex
+    ids: list[str]
+    row_of: dict[str, dict]
+    """clip_id -> the values of the slot columns besides `clip_id`."""
+
+    def __post_init__(self) -> None:
+        self._pos = {c: i for i, c in enumerate(self.ids)}
+
+    def __len__(self) -> int:
+        return len(self.stored.index)
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        if not len(keys):
+            return
+        names = self.stored.slots.column_names
+        rows = [{"clip_id": self.ids[k], **self.row_of[self.ids[k]]} for k in keys.tolist()]
+        table = pa.Table.from_pylist(rows, schema=self.stored.slots.schema).select(names)
+        self.stored.append(table, vectors)
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        slots, sims = self.stored.index.search(vectors, k)
+        clip_of = self.stored.slots["clip_id"]
+        flat = slots.ravel()
+        found = flat >= 0
+        positions = np.full(flat.shape, -1, np.int64)
+        names = clip_of.take(pa.array(flat[found])).to_pylist()
+        positions[found] = [self._pos.get(name, -1) for name in names]
+        sims = np.where(positions.reshape(slots.shape) < 0, -np.inf, sims).astype(np.float32)
+        return positions.reshape(slots.shape), sims
