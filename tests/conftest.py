@@ -146,16 +146,20 @@ def s3_bucket(s3_client: Any) -> str:
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
-    """A real local Ray (2 CPUs, no dashboard), listening on loopback only as a user's local run
-    does (`jobs.ray_session.start_local`), shut down when the session ends."""
+    """A real local Ray (2 CPUs, no dashboard), shut down when the session ends. Not
+    `jobs.ray_session.start_local`: its loopback-only GCS reported the machine's address as
+    `gcs_address`, and the fault trials' drivers, which join it by that address, could not
+    connect (to investigate)."""
     import ray
-
-    from jobs.ray_session import start_local
 
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     started = not ray.is_initialized()
     if started:
-        start_local(num_cpus=2)
+        # address="local": never join a `ray start` cluster found on the machine.
+        ray.init(
+            address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+            _node_ip_address="127.0.0.1",
+        )  # fmt: skip
     try:
         yield
     finally:
