@@ -333,8 +333,10 @@ def plan(
 
     with user_errors():
         run_config = plan_config(config, input_uri, output_uri, model_uri, sets)
-        connect(verbose=STATE.verbose)
-        measure, sized, extra = make_plan(run_config, sample, gpus, gpu_memory_gb)
+        measure, sized, extra = make_plan(
+            run_config, sample, gpus, gpu_memory_gb,
+            connect=lambda: connect(verbose=STATE.verbose),
+        )  # fmt: skip
         if as_json:
             print(json.dumps({"sample": asdict(measure), "plan": asdict(sized), **extra}))
         else:

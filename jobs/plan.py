@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -264,8 +264,14 @@ def sample_stream(refs: Iterable[T], n: int) -> tuple[list[T], int]:
     return sample_refs(kept, n), count
 
 
-def measure_sample(config: RunConfig, refs: list, workdir: Path) -> SampleMeasure:
-    """Run the real pipeline on `refs` into `workdir` and read its per-clip costs."""
+def measure_sample(
+    config: RunConfig, refs: list, workdir: Path, connect: Callable[[], None] | None = None
+) -> SampleMeasure:
+    """Run the real pipeline on `refs` into `workdir` and read its per-clip costs.
+
+    `connect` starts or joins Ray inside the measured wall, as `clipnote run` does: a local
+    run's seconds include its Ray start (seconds on a small machine), so the sample's must too,
+    or the predicted overhead misses it."""
     from jobs.ray_session import cluster_cpus
     from pipeline.output.reading import read_all
     from pipeline.run import run_pipeline
@@ -276,7 +282,7 @@ def measure_sample(config: RunConfig, refs: list, workdir: Path) -> SampleMeasur
         update={"input": str(manifest), "output": str(workdir / "out"), "run_id": "plan-sample"}
     )
     started = time.perf_counter()
-    summary = run_pipeline(sample_config)
+    summary = run_pipeline(sample_config, connect=connect)
     wall = time.perf_counter() - started
     rows = read_all(str(workdir / "out")).to_pylist()
     ok = [r for r in rows if r["status"] == STATUS_OK]
@@ -300,8 +306,10 @@ def make_plan(
     gpus: int | None = None,
     gpu_memory_gb: float | None = None,
     workdir: Path | None = None,
+    connect: Callable[[], None] | None = None,
 ) -> tuple[SampleMeasure, Plan, dict[str, Any]]:
-    """List, measure a sample, size the run (Ray must be connected)."""
+    """List, measure a sample, size the run (`connect` joins Ray once there is a sample to
+    run; None: connected already)."""
     from pipeline.annotate.checkpoint_info import describe_checkpoint, resolve_model_source
     from pipeline.input.listing import iter_videos
 
@@ -312,7 +320,7 @@ def make_plan(
 
         raise ConfigError(f"input: no videos under {config.input}")
     with tempfile.TemporaryDirectory(prefix="clipnote-plan-", dir=workdir) as tmp:
-        measure = measure_sample(config, chosen, Path(tmp))
+        measure = measure_sample(config, chosen, Path(tmp), connect)
     info = describe_checkpoint(resolve_model_source(config.model.source), options)
     found = gpu_memory_gb is None
     memory_gb = gpu_memory_gb or detect_gpu_memory_gb()
