@@ -18,6 +18,7 @@ minute-long wait.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -90,6 +91,27 @@ def _loopback_node() -> Iterator[None]:
         ray_constants.ENABLE_RAY_CLUSTER = before
 
 
+def loopback_only(host: str, port: int) -> bool:
+    """Whether the head at `host:port` is a loopback-only Ray (`start_local`'s): its GCS
+    answers on 127.0.0.1 and not on the address Ray would take for this machine.
+
+    A driver joining it must keep 127.0.0.1 as its node's address, or Ray swaps in the
+    machine's network address, looks for a raylet registered there, finds none, and waits
+    for it without end (a fault trial's night driver waited 13 minutes)."""
+    if host not in _LOOPBACK:
+        return False
+    from ray._private import services
+
+    outward = services.node_ip_address_from_perspective()
+    if outward in _LOOPBACK:
+        return True
+    try:
+        with socket.create_connection((outward, port), timeout=_PROBE_TIMEOUT_S):
+            return False
+    except OSError:
+        return True
+
+
 def start_local(num_cpus: int | None = None, verbose: bool = False) -> None:
     """A new local Ray on loopback only, this process its driver.
 
@@ -130,7 +152,9 @@ def connect(num_cpus: int | None = None, verbose: bool = False) -> None:
         if target and target[0] in _LOOPBACK:
             kwargs["_node_ip_address"] = "127.0.0.1"  # else Ray swaps in the interface address
         level = logging.INFO if verbose else logging.ERROR
-        ray.init(address=address, log_to_driver=verbose, logging_level=level, **kwargs)
+        join = _loopback_node() if target and loopback_only(*target) else contextlib.nullcontext()
+        with join:
+            ray.init(address=address, log_to_driver=verbose, logging_level=level, **kwargs)
     else:
         start_local(num_cpus, verbose)
     if not verbose:

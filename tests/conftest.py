@@ -147,9 +147,10 @@ def s3_bucket(s3_client: Any) -> str:
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     """A real local Ray (2 CPUs, no dashboard), shut down when the session ends. Not
-    `jobs.ray_session.start_local`: its loopback-only GCS reported the machine's address as
-    `gcs_address`, and the fault trials' drivers, which join it by that address, could not
-    connect (to investigate)."""
+    `jobs.ray_session.start_local`, whose token authentication the fault trials' night
+    drivers, which join this Ray by its address, would each need to be told about
+    (`RAY_AUTH_MODE=token`); joining a loopback-only Ray itself works
+    (tests/jobs/test_ray_join.py)."""
     import ray
 
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
