@@ -163,13 +163,27 @@ def time_batch(model: Any, shapes: Shapes, batch: int, cuda: bool) -> dict:
     caption = fixed_length(model, shapes.caption_tokens)
     tags = fixed_length(model, shapes.tag_tokens)
     lengths: list[tuple[int, int]] = []
+    phases: dict[str, list[float]] = {"encode": [], "prefix": [], "caption": [], "tags": []}
+
+    def mark(name: str, since: float) -> float:
+        """Where the batch's time goes (a sync per phase: four per batch, not per token)."""
+        if cuda:
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        phases[name].append(now - since)
+        return now
 
     def annotate() -> None:
         with torch.inference_mode():
+            at = time.perf_counter()
             video = model.encode_frames(clips)
+            at = mark("encode", at)
             prefix = model.share_prefix(video, [CAPTION_PROMPT, TAG_PROMPT])
+            at = mark("prefix", at)
             captions = model.caption(video, CAPTION_PROMPT, caption, prefix)
+            at = mark("caption", at)
             listed = model.generate_tags(video, TAG_PROMPT, tags, prefix)
+            mark("tags", at)
         lengths[:] = [(c.num_tokens, t.num_tokens) for c, t in zip(captions, listed, strict=True)]
 
     if cuda:
@@ -190,6 +204,7 @@ def time_batch(model: Any, shapes: Shapes, batch: int, cuda: bool) -> dict:
         "seconds_per_batch": round(median, 3),
         "gpu_peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
         "answer_tokens": sorted(set(lengths)),
+        "phases_s": {name: round(statistics.median(t[1:]), 3) for name, t in phases.items()},
     }
 
 
