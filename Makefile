@@ -12,7 +12,7 @@ install:
 
 # Everything but the long fault trials (pyproject's addopts leave them out): README's test command.
 test:
-	python -m pytest -q
+	python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 # The long fault trials (driver kills, S3 faults, node loss): CI runs them after `make test`.
 trials:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -202,17 +203,30 @@ def trim_with_edit_list(mp4: bytes, skip_frames: int, fps: int) -> bytes:
     return bytes(patched)
 
 
+PORT_BLOCK = 1500
+"""Ports per pytest-xdist worker, below Linux's ephemeral range (32768-60999)."""
+
+
 def free_ports(count: int) -> list[int]:
-    """`count` distinct loopback ports nobody listens on now (all held open until chosen)."""
+    """`count` distinct loopback ports nobody listens on now, for servers started later.
+
+    Chosen below the ephemeral range, where the OS never hands a port out on its own: a port
+    the OS picked and this function let go could be given to any other process (a Ray worker
+    of the parallel test run, say) before the server it was meant for binds it. Each xdist
+    worker draws from its own block, so two workers never choose the same port."""
+    import random
     import socket
 
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base = 20_000 + (int(worker) if worker.isdigit() else 0) * PORT_BLOCK
+    chosen: list[int] = []
+    for port in random.sample(range(base, base + PORT_BLOCK), PORT_BLOCK):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        chosen.append(port)
+        if len(chosen) == count:
+            return chosen
+    raise RuntimeError(f"no {count} free ports in {base}-{base + PORT_BLOCK}")

@@ -29,7 +29,8 @@ def test_readme_has_two_commands_both_run_verbatim_by_ci() -> None:
     for command in commands:
         assert command in ci, f"CI does not run README's command: {command}"
     assert commands[0].endswith("&& clipnote demo")
-    assert commands[1].endswith("&& python -m pytest -q")
+    # the tests on every core, up to 4 (pytest-xdist), a test file per worker
+    assert commands[1].endswith("&& python -m pytest -q -n auto --maxprocesses 4 --dist loadfile")
 
 
 def test_both_commands_install_from_the_lock_with_torch_first() -> None:

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from jobs.cli import app
 from model.toy.video_io import write_toy_videos
 from pipeline.output.committed import committed_runs, read_committed
+from tests.jobs.cli_process import clipnote_here
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,10 +62,11 @@ def tiny_run_config(tmp_path, tiny_checkpoint) -> tuple[Path, Path, Path]:
     return config, videos, output
 
 
-@pytest.mark.slow
-def test_run_exits_0_and_prints_counts_and_output(tiny_run_config, tmp_path):
+def test_run_exits_0_and_prints_counts_and_output(tiny_run_config, tmp_path, ray_session):
+    """In this interpreter, on the session's Ray (tests/jobs/test_cli_local_run.py runs the
+    real process and its own Ray)."""
     config, _videos, output = tiny_run_config
-    result = _clipnote("run", str(config), cwd=tmp_path)
+    result = clipnote_here("run", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "clipnote run cli-test" in out
@@ -177,11 +179,13 @@ def _committed_files(output: Path) -> list[str]:
     return named
 
 
-@pytest.mark.slow
-def test_relative_paths_from_another_folder_commit_files_that_exist(tmp_path, tiny_checkpoint):
+def test_relative_paths_from_another_folder_commit_files_that_exist(
+    tmp_path, tiny_checkpoint, ray_session
+):
     """Caught: with `--output out` the sink's clean-up compared the record's relative names
     with fsspec's absolute paths and deleted the run's own Parquet; `--set clips.length_s`
-    kept a 10 s stride; a non-UTF-8 file name crashed the run at the Arrow conversion."""
+    kept a 10 s stride; a non-UTF-8 file name crashed the run at the Arrow conversion. Run in
+    this interpreter from `work/`, on the session's Ray."""
     data, work = tmp_path / "data", tmp_path / "work"
     write_toy_videos(data / "videos", seed=5, n=2)
     os.rename(data / "videos" / "clip_00000.mp4", os.fsencode(data / "videos") + b"/caf\xe9.mp4")
@@ -196,7 +200,7 @@ def test_relative_paths_from_another_folder_commit_files_that_exist(tmp_path, ti
         resources: {gpus_per_actor: 0}
         """,
     )
-    result = _clipnote(
+    result = clipnote_here(
         "run", "../conf/run.yaml", "--input", "../data/videos", "--output", "out",
         "--model", os.path.relpath(tiny_checkpoint, work), "--set", "clips.length_s=0.5",
         cwd=work,
@@ -219,4 +223,3 @@ def test_relative_paths_from_another_folder_commit_files_that_exist(tmp_path, ti
         (1.0, 1.5), (1.0, 1.5), (1.5, 2.0), (1.5, 2.0),
     ]  # fmt: skip
     assert _summary_value(result.stdout, "covered") == "4.0 of 4.0 video seconds (100%)"
-    assert "INFO" not in result.stderr  # Ray's own logs only with --verbose

@@ -1,6 +1,10 @@
 """Promises at their edges (issue 18), each tried on purpose through the real `clipnote` CLI:
 names a user may pick that once broke what readers see. Expected counts are worked out from
 the toy videos written here (2 s each, cut into 1 s clips), never from the code under test.
+
+The commands run in this interpreter (`clipnote_here`) and their runs on the session's Ray:
+none of these edges is about the process around the command, and a fresh interpreter and Ray
+per run cost about 10 s each (tests/jobs/test_cli_local_run.py keeps the real process).
 """
 
 from __future__ import annotations
@@ -11,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from model.toy.video_io import write_toy_videos
-from tests.jobs.test_cli import _clipnote, _write_config
+from tests.jobs.cli_process import Ran, clipnote_here
+from tests.jobs.test_cli import _clipnote as _clipnote_process
+from tests.jobs.test_cli import _write_config
+
+
+def _clipnote(*args: str, cwd: Path) -> Ran:
+    return clipnote_here(*args, cwd=cwd)
 
 
 def _config(tmp_path: Path, videos: Path, output: Path, checkpoint: Path) -> Path:
@@ -33,7 +43,9 @@ def _json_lines(stdout: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_tmp_and_lease_in_the_output_path_or_run_id_hide_nothing(tmp_path, tiny_checkpoint):
+def test_tmp_and_lease_in_the_output_path_or_run_id_hide_nothing(
+    tmp_path, tiny_checkpoint, ray_session
+):
     """Case 1: the record filter matched `.tmp` and `/_lease/` anywhere in the whole path, so
     an output under `~/.tmp/` or a run id `exp.tmp` showed 0 clips, and a night redid itself."""
     videos = tmp_path / "videos"
@@ -70,13 +82,15 @@ def test_tmp_and_lease_in_the_output_path_or_run_id_hide_nothing(tmp_path, tiny_
 def test_run_ids_outside_the_one_pattern_exit_2_naming_the_field(tmp_path, run_id):
     """A run id is one name inside `_runs/` (ARCHITECTURE.md): `..` once named the parent."""
     config = _write_config(tmp_path / "run.yaml", f"input: {tmp_path}\noutput: {tmp_path}/o\n")
-    result = _clipnote("run", str(config), "--set", f"run_id={run_id}", cwd=tmp_path)
+    result = _clipnote_process("run", str(config), "--set", f"run_id={run_id}", cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "run_id" in result.stdout + result.stderr
 
 
 @pytest.mark.slow
-def test_chunks_close_on_chunk_videos_with_the_default_file_size(tmp_path, tiny_checkpoint):
+def test_chunks_close_on_chunk_videos_with_the_default_file_size(
+    tmp_path, tiny_checkpoint, ray_session
+):
     """Case 2: with `chunk_videos: 2` and the default `rows_per_file` (10,000) a whole night
     became one part, so one chunk at the very end: a crash lost everything, not one chunk."""
     videos = tmp_path / "videos"
@@ -128,7 +142,9 @@ def _tricky_shard(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_tar_member_names_survive_a_round_trip_through_a_manifest(tmp_path, tiny_checkpoint):
+def test_tar_member_names_survive_a_round_trip_through_a_manifest(
+    tmp_path, tiny_checkpoint, ray_session
+):
     """Case 7: every `video_uri` of the output, fed back through a manifest (as when re-running
     failed rows), names the same bytes: same video id, same duration, never the decoy."""
     shard = _tricky_shard(tmp_path)
@@ -189,7 +205,7 @@ def small_disk(tmp_path):
 
 @pytest.mark.slow
 def test_a_full_disk_is_one_line_naming_the_path_and_a_rerun_resumes(
-    tmp_path, tiny_checkpoint, small_disk
+    tmp_path, tiny_checkpoint, small_disk, ray_session
 ):
     """Case 4: with the disk full the user saw "unexpected error: OSError: [Errno 28]": the
     released lease could not be written either, and that error hid the real one; a
@@ -201,7 +217,8 @@ def test_a_full_disk_is_one_line_naming_the_path_and_a_rerun_resumes(
     output = small_disk / "out"
     config = _config(tmp_path, videos, output, tiny_checkpoint)
     night = ("nightly", str(config), "--date", "2026-01-03", "--set", "commit.chunk_videos=2")
-    full = _clipnote(*night, cwd=tmp_path)
+    # its own process: the lease it cannot release is taken over once that process is gone
+    full = _clipnote_process(*night, cwd=tmp_path)
     assert full.returncode == 1, full.stdout[-2000:] + full.stderr[-3000:]
     lines = [line for line in full.stderr.splitlines() if line.startswith("clipnote:")]
     assert len(lines) == 1 and "Traceback" not in full.stderr, full.stderr
@@ -246,7 +263,7 @@ def _sparse_video(path: Path, frames: int, spacing_s: float) -> Path:
 
 
 @pytest.mark.slow
-def test_clips_are_bounded_by_real_frames_and_a_clip_cap(tmp_path, tiny_checkpoint):
+def test_clips_are_bounded_by_real_frames_and_a_clip_cap(tmp_path, tiny_checkpoint, ray_session):
     """Case 6: 24 real frames 40 s apart (a claimed 920 s) with 10 s windows became 92 "ok"
     clips, most of them showing a frame from another window; now a window without a frame of
     its own is no clip, and `decode.max_clips` ends a video early with an error row."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.jobs.cli_process import run_clipnote
+from tests.jobs.cli_process import Ran, clipnote_here, run_clipnote
 from tests.seaweedfs import SeaweedServer, seaweedfs
 
 pytestmark = pytest.mark.slow  # a fresh interpreter (torch, pyarrow) per case
@@ -50,7 +50,7 @@ def _clipnote(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     return run_clipnote(*args, cwd=cwd, columns=250, timeout=180, **env)
 
 
-def _one_line_error(result: subprocess.CompletedProcess, code: int, *needles: str) -> str:
+def _one_line_error(result: subprocess.CompletedProcess | Ran, code: int, *needles: str) -> str:
     assert result.returncode == code, result.stdout[-2000:] + result.stderr[-3000:]
     assert "Traceback" not in result.stderr + result.stdout
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -88,6 +88,23 @@ def test_missing_config_file_exits_2(tmp_path):
     _one_line_error(result, 2, "config: no such file: no-such.yaml")
 
 
+def test_unreachable_endpoint_exits_1_in_one_line(tmp_path, monkeypatch, ray_session):
+    """The same real refused connection as below, through the same CLI, in this interpreter
+    with one S3 attempt instead of the shipped ten: the message and exit code do not depend
+    on how long the retries took (the shipped policy waits about 85 s, see below). The
+    session's Ray is only there so that a regression reaching the run joins it."""
+    from model.remote import S3_CLIENT_CONFIG
+
+    monkeypatch.setitem(S3_CLIENT_CONFIG, "retries", {"mode": "standard", "max_attempts": 1})
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    result = clipnote_here(
+        "run", "--input", "s3://public/videos", "--output", str(tmp_path / "out"),
+        "--set", f"storage.endpoint_url={endpoint}", cwd=tmp_path,
+    )  # fmt: skip
+    _one_line_error(result, 1, f"input: cannot reach the S3 endpoint {endpoint}")
+
+
+@pytest.mark.trials  # the shipped retry policy runs out: 10 attempts, about 85 s of backoff
 def test_unreachable_endpoint_exits_1(tmp_path):
     endpoint = f"http://127.0.0.1:{_closed_port()}"
     result = _clipnote(

@@ -5,18 +5,24 @@
 - nothing from Ray reaches the terminal without `--verbose` (it printed 4 warning lines,
   one an "E core_worker.cc" line that reads like a failure);
 - the run summary, the progress line, `stats` and `query` fit 80 columns, and run ids,
-  states, clip ids and paths are never cut (they were "202…", "fin…" and a path with "…").
+  states, clip ids and paths are never cut (they were "202…", "fin…" and a path with "…");
+- a night over the same videos afterwards finds them done and starts no Ray.
 
-One run serves every test here; the sockets are read from /proc while it runs.
+One run serves every test here; the sockets are read from /proc while it runs. Ray is pointed
+at a temp dir of this module's own (`RAY_TMPDIR`), so whether a later command started a Ray is
+whether it created anything there.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,14 +43,17 @@ class LocalRun:
     returncode: int
     stdout: str
     stderr: str
+    ray_tmp: Path
+    videos: Path
     sockets: set[Listening] = field(default_factory=set)
     gcs_env: dict[str, str] = field(default_factory=dict)
 
 
-def _start_clipnote(*args: str, cwd: Path) -> subprocess.Popen:
+def _start_clipnote(*args: str, cwd: Path, ray_tmp: Path) -> subprocess.Popen:
     """`run_clipnote`'s process (same environment), started without waiting for it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "AWS_"))}
     env.update(PYTHONPATH=str(ROOT), COLUMNS=str(COLUMNS), RAY_USAGE_STATS_ENABLED="0")
+    env.update(RAY_TMPDIR=str(ray_tmp))
     return subprocess.Popen(
         [sys.executable, "-m", "jobs.cli", *args], cwd=cwd, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -52,16 +61,17 @@ def _start_clipnote(*args: str, cwd: Path) -> subprocess.Popen:
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory) -> LocalRun:
+def local_run(tmp_path_factory) -> Iterator[LocalRun]:
     root = tmp_path_factory.mktemp("local-run")
     videos = root / "videos"
     write_toy_videos(videos, seed=7, n=2)
     output = root / "a-folder-name-long-enough-to-push-paths-past-eighty-columns" / "output"
+    ray_tmp = Path(tempfile.mkdtemp(prefix="cn-", dir="/tmp"))  # short: Ray's unix sockets
     proc = _start_clipnote(
         "run", str(ROOT / "jobs/configs/toy-local.yaml"), "--input", str(videos),
-        "--output", str(output), cwd=root,
+        "--output", str(output), cwd=root, ray_tmp=ray_tmp,
     )  # fmt: skip
-    run = LocalRun(output, -1, "", "")
+    run = LocalRun(output, -1, "", "", ray_tmp, videos)
     stop = threading.Event()
 
     def watch() -> None:  # every listening socket the run's processes ever held
@@ -82,7 +92,10 @@ def local_run(tmp_path_factory) -> LocalRun:
         if proc.poll() is None:
             proc.kill()
     run.returncode = proc.returncode
-    return run
+    try:
+        yield run
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def _too_wide(text: str) -> list[str]:
@@ -141,3 +154,20 @@ def test_stats_and_query_fit_80_columns_without_cutting_ids(local_run, tmp_path)
     assert sorted(w for w in words if w.endswith(".mp4")) == videos  # every path whole
     assert words.count(run_id) == 2 and words.count("ok") == 2
     assert query.stdout.count("-[ row ") == 2  # one block per row, not 76 one-letter lines
+
+
+def test_a_night_with_nothing_to_do_starts_no_ray(local_run, tmp_path):
+    """The run above did every video; a night over them (the same config, on a copy of the
+    output, which the night may add a record to) decides so without starting a Ray."""
+    assert local_run.returncode == 0
+    assert (local_run.ray_tmp / "ray").is_dir()  # the run did start one there
+    shutil.rmtree(local_run.ray_tmp / "ray")
+    output = shutil.copytree(local_run.output, tmp_path / "output")
+    night = run_clipnote(
+        "nightly", str(ROOT / "jobs/configs/toy-local.yaml"), "--date", "2026-12-01",
+        "--input", str(local_run.videos), "--output", str(output), cwd=tmp_path,
+        RAY_TMPDIR=str(local_run.ray_tmp),
+    )  # fmt: skip
+    assert night.returncode == 0, night.stdout[-3000:] + night.stderr[-3000:]
+    assert "listed 2 videos, 2 skipped as done, 0 processed" in night.stdout, night.stdout
+    assert not (local_run.ray_tmp / "ray").exists(), "a night with nothing to do started a Ray"

@@ -7,7 +7,7 @@ import pytest
 
 from model.toy.video_io import write_toy_videos
 from pipeline.annotate.device import NoGpuHere, refuse_endless_wait
-from tests.jobs.cli_process import run_clipnote
+from tests.jobs.cli_process import clipnote_here
 
 
 def test_a_gpu_wanted_where_none_can_come_is_refused_and_elsewhere_waited_for():
@@ -18,16 +18,19 @@ def test_a_gpu_wanted_where_none_can_come_is_refused_and_elsewhere_waited_for():
     refuse_endless_wait(0.0, 0.0, can_gain_gpus=False, source="toy")  # the CPU, as asked
 
 
-@pytest.mark.slow
-def test_a_real_checkpoint_on_this_gpu_less_machine_says_so_in_one_line(tmp_path, tiny_checkpoint):
+def test_a_real_checkpoint_on_this_gpu_less_machine_says_so_in_one_line(
+    tmp_path, tiny_checkpoint, ray_session
+):
+    """Through the CLI in this interpreter, whose local Ray (the session's, no GPU) is the one
+    the run joins: the same check a fresh `clipnote run` makes on the Ray it starts."""
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     write_toy_videos(tmp_path / "in", seed=1, n=1, num_frames=24, size=64)
-    done = run_clipnote(
+    done = clipnote_here(
         "run", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
-        "--model", str(tiny_checkpoint), cwd=tmp_path, timeout=240,
+        "--model", str(tiny_checkpoint), cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 1, done.stderr[-2000:]
     (line,) = [x for x in done.stderr.splitlines() if x.startswith("clipnote:")]

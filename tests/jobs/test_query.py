@@ -10,8 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -20,7 +19,7 @@ import pytest
 
 from jobs.query import QueryError, connect, query, query_arrow, record_batches
 from pipeline.core.storage import StorageOptions
-from tests.jobs.conftest import clipnote_env
+from tests.jobs.cli_process import Ran, clipnote_here, run_clipnote
 
 pytestmark = pytest.mark.slow
 
@@ -29,14 +28,14 @@ def _sql(world, sql: str) -> list[dict]:
     return query_arrow(world.output, sql, StorageOptions(endpoint_url=world.endpoint)).to_pylist()
 
 
-def _clipnote(world, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", *args],
-        env=clipnote_env(world), capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
+def _clipnote(world, *args: str) -> Ran:
+    """The CLI in this interpreter: what a command prints and exits with does not depend on
+    the process around it, and a fresh one costs about a second here (an import of pyarrow,
+    DuckDB and boto3). The temporary-folder test below keeps a fresh process (its TMPDIR)."""
+    return clipnote_here(*args, cwd=Path.cwd())
 
 
-def _query_cli(world, sql: str, *extra: str) -> subprocess.CompletedProcess:
+def _query_cli(world, sql: str, *extra: str) -> Ran:
     return _clipnote(world, "query", world.output, sql, "--endpoint-url", world.endpoint, *extra)
 
 
@@ -209,15 +208,8 @@ def test_queries_stream_rather_than_load_the_rows(tmp_path):
 # -- issue 18, case 8: read-only by default ----------------------------------------------------
 
 
-def _cli(*args: str, cwd, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    env = {**__import__("os").environ, "PYTHONPATH": str(root), **(env_extra or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+def _cli(*args: str, cwd) -> Ran:
+    return clipnote_here(*args, cwd=cwd)
 
 
 @pytest.fixture()
@@ -273,7 +265,7 @@ def test_a_query_leaves_no_temporary_folder(edge_world, tmp_path):
     output, _secret = edge_world
     temp = tmp_path / "tmp"
     temp.mkdir()
-    done = _cli("query", output, "SELECT count(*) FROM clips_all", cwd=tmp_path,
-                env_extra={"TMPDIR": str(temp)})  # fmt: skip
+    done = run_clipnote("query", output, "SELECT count(*) FROM clips_all", cwd=tmp_path,
+                        TMPDIR=str(temp))  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in temp.iterdir()) == []

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from jobs.stats import collect_stats
 from pipeline.core.storage import StorageOptions
-from tests.jobs.conftest import clipnote_env
+from tests.jobs.cli_process import Ran, clipnote_here
 
 pytestmark = pytest.mark.slow
 
 
-def _stats_cli(world, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "stats", world.output, "--endpoint-url",
-         world.endpoint, *args],
-        env=clipnote_env(world), capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
+def _stats_cli(world, *args: str) -> Ran:
+    """The CLI in this interpreter (a fresh one per call cost a second or two: tests/jobs/
+    test_cli_local_run.py runs `stats` as its own process)."""
+    return clipnote_here(
+        "stats", world.output, "--endpoint-url", world.endpoint, *args, cwd=Path.cwd()
+    )
 
 
 def test_stats_per_run(results_world):
