@@ -201,7 +201,7 @@ def read_page(
     page: str, start: int, stop: int, options: StorageOptions | None = None
 ) -> Iterator[dict[str, Any]]:
     """Rows `start:stop` of a plan page, as work rows (a worker reads its block's pieces)."""
-    table = pq.read_table(io.BytesIO(read_bytes(page, options)))
+    table = pq.read_table(pa.BufferReader(read_bytes(page, options)))
     yield from table.slice(start, stop - start).to_pylist()
 
 
@@ -212,7 +212,7 @@ def unwritten_videos(
     only when its counts say some are missing, so this set of uris is built only then."""
     written: set[str] = set()
     for uri in files:
-        table = pq.read_table(io.BytesIO(read_bytes(uri, options)), columns=["video_uri"])
+        table = pq.read_table(pa.BufferReader(read_bytes(uri, options)), columns=["video_uri"])
         written.update(table["video_uri"].to_pylist())
     return [
         VideoRef.from_row(row)

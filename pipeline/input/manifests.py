@@ -63,7 +63,11 @@ def _parquet_entries(fh: Any, manifest_uri: str) -> Iterator[Entry]:
         raise InputUnreadable(
             f"manifest {manifest_uri} has none of the columns {list(MANIFEST_COLUMNS)}"
         )
-    rows = (row for batch in parquet.iter_batches(columns=columns) for row in batch.to_pylist())
+    rows = (
+        row
+        for batch in parquet.iter_batches(columns=columns, use_threads=False)
+        for row in batch.to_pylist()
+    )
     for row_no, row in enumerate(rows, start=1):
         value = _first_value(row)
         yield value if value is not None else _no_uri(manifest_uri, f"row {row_no}")

@@ -62,7 +62,7 @@ def read_decisions(output: str, mode: str, options: StorageOptions | None = None
     tables = []
     for uri in decision_files(output, mode, options):
         with fs.open(strip_scheme(uri), "rb") as fh:
-            tables.append(pq.read_table(fh).cast(DEDUP_SCHEMA))
+            tables.append(pq.read_table(fh, use_threads=False).cast(DEDUP_SCHEMA))
     return pa.concat_tables(tables) if tables else DEDUP_SCHEMA.empty_table()
 
 

@@ -117,7 +117,7 @@ def load_index(
         else:
             index = GrowingIndex.from_file(path, dim, kind, read_only)
         with fs.open(strip_scheme(join(root, f"{generation}.slots.parquet")), "rb") as fh:
-            slots = pq.read_table(fh, columns=schema.names).cast(schema)
+            slots = pq.read_table(fh, columns=schema.names, use_threads=False).cast(schema)
     except (FileNotFoundError, KeyError, ValueError, RuntimeError, json.JSONDecodeError):
         return empty(name, dim, schema)
     return StoredIndex(name, index, slots, manifest.get("snapshot", ""), generation)
@@ -132,7 +132,7 @@ def read_slots(
     with filesystem(output, options).open(path, "rb") as fh:
         parquet = pq.ParquetFile(fh)
         wanted = sorted({int(r) // SLOT_GROUP for r in rows})
-        table = parquet.read_row_groups(wanted, columns=columns)
+        table = parquet.read_row_groups(wanted, columns=columns, use_threads=False)
     starts = {g: i * SLOT_GROUP for i, g in enumerate(wanted)}
     at = [starts[int(r) // SLOT_GROUP] + int(r) % SLOT_GROUP for r in rows]
     return table.take(pa.array(at, pa.int64()))

@@ -90,3 +90,38 @@ def test_an_unknown_clip_is_one_line_and_exit_2(corpus_output):
     out, _videos, cwd = corpus_output
     result = run_clipnote("similar", str(out), "no-such-clip:0", cwd=cwd)
     assert result.returncode == 2 and "no-such-clip:0" in result.stderr
+
+
+LOOKUP = """
+import sys
+from pipeline.output.similar import similar
+print(similar(sys.argv[1], sys.argv[2], 1).num_rows)
+"""
+
+
+def test_a_lookup_never_aborts_at_exit(corpus_output):
+    """`similar` printed its answer, then the process aborted at exit ("terminate called
+    without an active exception", exit -6) in 16 of 80 lookups run 4 at a time: Arrow's
+    threaded Parquet reads from a Python file left threads behind. 80 lookups, 8 at a time,
+    each in a fresh interpreter, all exit 0."""
+    import os
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.jobs.cli_process import ROOT
+
+    out, _videos, cwd = corpus_output
+    (clip,) = _query(out, "SELECT clip_id FROM clips ORDER BY clip_id LIMIT 1", cwd)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def lookup(_: int) -> tuple[int, str]:
+        done = subprocess.run(
+            [sys.executable, "-c", LOOKUP, str(out), clip["clip_id"]],
+            env=env, cwd=cwd, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        return done.returncode, done.stderr.strip()[-200:]
+
+    with ThreadPoolExecutor(8) as pool:
+        failed = [r for r in pool.map(lookup, range(80)) if r[0] != 0]
+    assert failed == []
