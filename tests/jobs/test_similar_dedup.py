@@ -99,6 +99,7 @@ print(similar(sys.argv[1], sys.argv[2], 1).num_rows)
 """
 
 
+@pytest.mark.trials  # 80 fresh interpreters (about 40 s): among the long trials
 def test_a_lookup_never_aborts_at_exit(corpus_output):
     """`similar` printed its answer, then the process aborted at exit ("terminate called
     without an active exception", exit -6) in 16 of 80 lookups run 4 at a time: Arrow's
