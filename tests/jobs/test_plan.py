@@ -132,6 +132,7 @@ def test_a_streamed_listing_is_sampled_evenly():
 
 
 @pytest.mark.slow
+@pytest.mark.trials  # two wall times compared: run alone, not beside another worker's load
 def test_sample_predicts_a_full_run_within_2x(tmp_path):
     """As a user does it, on this machine: `clipnote plan` measures 3 of 16 videos, then
     `clipnote run` does all 16, each in a fresh process with its own local Ray; the predicted
