@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from model.toy.video_io import write_mp4
+from model.toy.video_io import DEFAULT_CRF, write_mp4
 from model.toy.world import make_clips, make_toy_clip, render_clip, sample_clip_spec
 
 COPY_KINDS = ("reencoded", "rescaled", "cropped", "shifted")
@@ -54,15 +54,15 @@ def copy_frames(
         return frames, int(rng.integers(30, 37))
     if kind == "rescaled":
         scale = float(rng.choice([0.75, 1.25]))
-        return _resize(frames, _even(h * scale), _even(w * scale)), 18
+        return _resize(frames, _even(h * scale), _even(w * scale)), DEFAULT_CRF
     if kind == "cropped":
         frac = float(rng.uniform(0.05, 0.10))  # of each side's length, in all
         ch, cw = _even(h * (1 - frac)), _even(w * (1 - frac))
         top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        return frames[:, top : top + ch, left : left + cw], 18
+        return frames[:, top : top + ch, left : left + cw], DEFAULT_CRF
     if kind == "shifted":
         drop = round(float(rng.uniform(0.25, 0.5)) * fps)
-        return frames[min(drop, t - 1) :], 18
+        return frames[min(drop, t - 1) :], DEFAULT_CRF
     raise ValueError(f"unknown copy kind {kind!r}")
 
 
@@ -87,7 +87,7 @@ def write_duplicate_corpus(
     rng = np.random.default_rng(seed)
     videos: list[CorpusVideo] = []
 
-    def write(frames: np.ndarray, video: CorpusVideo, crf: int = 18) -> None:
+    def write(frames: np.ndarray, video: CorpusVideo, crf: int = DEFAULT_CRF) -> None:
         write_mp4(np.ascontiguousarray(frames), out / video.name, fps=fps, crf=crf)
         videos.append(video)
 

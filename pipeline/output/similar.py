@@ -27,8 +27,7 @@ from pipeline.output.index_store import (
     save_index,
 )
 from pipeline.output.neighbours import group_greedy
-from pipeline.output.reading import read_latest
-from pipeline.output.similar_index import nearest, refresh
+from pipeline.output.similar_index import latest_with, matrix_of, nearest, refresh
 
 VECTOR_OF_MODE = {"footage": "footage", "semantic": "embedding"}
 
@@ -49,22 +48,11 @@ class Vectors:
     matrix: np.ndarray
 
 
-def vectors_of(table: pa.Table, column: str) -> np.ndarray:
-    """A fixed-size-list column (no nulls) as a float32 matrix."""
-    values = table[column].combine_chunks()
-    width = values.type.list_size
-    return np.asarray(values.flatten().to_numpy(zero_copy_only=False), np.float32).reshape(
-        -1, width
-    )
-
-
 def load_vectors(output: str, column: str, options: StorageOptions | None = None) -> Vectors:
     """Every clip of `clips` with a `column` vector, oldest first (then by clip id)."""
-    table = read_latest(output, options, columns=[*_COLUMNS, column])
-    table = table.filter(pc.is_valid(table[column]))
-    order = pc.sort_indices(table, [("created_at", "ascending"), ("clip_id", "ascending")])
-    table = table.take(order)
-    return Vectors(table.drop_columns([column]), vectors_of(table, column))
+    table = latest_with(output, column, [*_COLUMNS, column], options)
+    width = table.schema.field(column).type.list_size
+    return Vectors(table.drop_columns([column]), matrix_of(table[column], width))
 
 
 def similar(

@@ -42,7 +42,7 @@ SLOTS = pa.schema(
 )
 
 
-def _matrix(column: pa.ChunkedArray, width: int) -> np.ndarray:
+def matrix_of(column: pa.ChunkedArray, width: int) -> np.ndarray:
     """A fixed-size-list column as float32 rows, zeros where null."""
     out = np.zeros((len(column), width), np.float32)
     values = column.combine_chunks()
@@ -56,7 +56,7 @@ def _matrix(column: pa.ChunkedArray, width: int) -> np.ndarray:
 def combined(table: pa.Table) -> np.ndarray:
     """`[embedding, footage] / sqrt(2)` per row (a missing fingerprint: zeros)."""
     both = np.hstack(
-        [_matrix(table["embedding"], EMBED_DIM), _matrix(table["footage"], FOOTAGE_DIM)]
+        [matrix_of(table["embedding"], EMBED_DIM), matrix_of(table["footage"], FOOTAGE_DIM)]
     )
     return both / np.float32(np.sqrt(2.0))
 
@@ -65,17 +65,25 @@ def _micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return pc.cast(column, pa.int64()).to_numpy(zero_copy_only=False)
 
 
+def latest_with(
+    output: str, column: str, columns: list[str], options: StorageOptions | None = None
+) -> pa.Table:
+    """`columns` of every clip of `clips` that has a `column` vector, oldest first (then by
+    clip id): the order dedup decides in and an index is filled in."""
+    table = read_latest(output, options, columns=columns)
+    table = table.filter(pc.is_valid(table[column]))
+    return table.take(
+        pc.sort_indices(table, [("created_at", "ascending"), ("clip_id", "ascending")])
+    )
+
+
 def refresh(
     output: str, options: StorageOptions | None = None, digest: str | None = None
 ) -> list[StoredIndex]:
     """Every embedding key's index, brought up to the committed clips and saved."""
     digest = digest or snapshot_digest(output, options)
     columns = [*SLOTS.names, "embedding_key", "embedding", "footage"]
-    table = read_latest(output, options, columns=columns)
-    table = table.filter(pc.is_valid(table["embedding"]))
-    table = table.take(
-        pc.sort_indices(table, [("created_at", "ascending"), ("clip_id", "ascending")])
-    )
+    table = latest_with(output, "embedding", columns, options)
     keys = table["embedding_key"].fill_null("")
     found = []
     for key in pc.unique(keys).to_pylist():
@@ -103,17 +111,21 @@ def _update(stored: StoredIndex, part: pa.Table) -> None:
         stored.append(rows.select(SLOTS.names), combined(rows))
 
 
+def _saved_for_reading(output: str, options: StorageOptions | None) -> list[StoredIndex]:
+    """Every saved `similar` index, read-only, with only its slots' clip ids."""
+    names = saved_names(output, "similar-", options)
+    return [load_index(output, n, DIM, SLOTS, options, True, ["clip_id"]) for n in names]
+
+
 def nearest(output: str, clip_id: str, k: int, options: StorageOptions | None = None) -> pa.Table:
     """The `k` clips nearest to `clip_id` (same embedding key), nearest first, from the saved
     index (brought up to date first if the output changed since). `LookupError` when
     `clip_id` is not in `clips` or has no embedding."""
     digest = snapshot_digest(output, options)
-    names = saved_names(output, "similar-", options)
-    indexes = [load_index(output, n, DIM, SLOTS, options, True, ["clip_id"]) for n in names]
+    indexes = _saved_for_reading(output, options)
     if not indexes or any(s.snapshot != digest for s in indexes):
         refresh(output, options, digest)
-        names = saved_names(output, "similar-", options)
-        indexes = [load_index(output, n, DIM, SLOTS, options, True, ["clip_id"]) for n in names]
+        indexes = _saved_for_reading(output, options)
     for stored in indexes:
         slot = pc.index(stored.slots["clip_id"], clip_id).as_py()
         if slot >= 0:
