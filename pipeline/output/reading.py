@@ -73,7 +73,6 @@ anyway (a reader slower than the grace period).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -82,7 +81,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.core.storage import StorageOptions, filesystem, is_remote, strip_scheme
+from pipeline.core.storage import StorageOptions, filesystem, strip_scheme
 from pipeline.output.schema import CLIPS_SCHEMA, OPTIONAL_COLUMNS, conform
 from pipeline.output.snapshot import snapshot
 from pipeline.output.spill import partitioned
@@ -141,32 +140,23 @@ class _Vanished(Exception):
     """A committed file disappeared while reading (retired and removed by a later run)."""
 
 
-@contextlib.contextmanager
-def _parquet_source(fs: Any, uri: str) -> Iterator[tuple[Any, bool]]:
-    """(file, whether Arrow may read it on its threads): a local file as Arrow's own, an S3
-    object as fsspec's Python file, read on one thread. Arrow's threaded reads from a Python
-    file left threads behind that aborted the process at exit ("terminate called without an
-    active exception": 16 of 80 `similar` lookups under load; 7 of 80 reads of one file, 0 of
-    80 of the same file opened natively); a Python file is read under the GIL anyway."""
-    if is_remote(uri):
-        with fs.open(strip_scheme(uri), "rb") as fh:
-            yield fh, False
-    else:
-        with pa.OSFile(uri, "rb") as fh:
-            yield fh, True
-
-
 def _open_parquet(fs: Any, uri: str, columns: Sequence[str] | None) -> pa.Table:
     """A committed file's `columns` (all: None); an `OPTIONAL_COLUMNS` one that a file written
-    before it existed lacks is left out here and filled with nulls by `conform`."""
+    before it existed lacks is left out here and filled with nulls by `conform`.
+
+    On one thread, as every Parquet read from a Python file object here: Arrow's threaded
+    reads from one left threads behind that aborted the process at exit ("terminate called
+    without an active exception", 16 of 80 `similar` lookups under load, 0 of 140 without
+    threads); a Python file is read under the GIL anyway."""
     try:
-        with _parquet_source(fs, uri) as (fh, threads):
+        with fs.open(strip_scheme(uri), "rb") as fh:
             if not columns or not set(columns) & set(OPTIONAL_COLUMNS):
-                wanted = list(columns) if columns else None
-                return pq.read_table(fh, columns=wanted, use_threads=threads)
+                return pq.read_table(
+                    fh, columns=list(columns) if columns else None, use_threads=False
+                )
             parquet = pq.ParquetFile(fh)
             present = set(parquet.schema_arrow.names)
-            return parquet.read(columns=[c for c in columns if c in present], use_threads=threads)
+            return parquet.read(columns=[c for c in columns if c in present], use_threads=False)
     except FileNotFoundError as err:
         raise _Vanished(uri) from err
 
