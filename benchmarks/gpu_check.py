@@ -38,6 +38,13 @@ ROOT = Path(__file__).resolve().parents[1]
 GOAL_CLIPS_PER_S = 30.0
 """Issue 17's goal: full size, batch >= 32, caption 64 + tags 32 tokens, per H100-class GPU."""
 GOAL_MIN_BATCH = 32
+CHILD_TIMEOUT_S = 540
+VARIANTS = {
+    "static": "the annotate path as it runs: decoding steps on a fixed-shape KV cache, a CUDA "
+    "graph on a GPU (`model.static_decoding`)",
+    "transformers": "the baseline: decoding steps through transformers' own pass",
+    "compiled_steps": "static, the step compiled by torch.compile before its graph is captured",
+}
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,8 @@ class Shapes:
     caption_tokens: int = 64
     tag_tokens: int = 32
     repeats: int = 3
+    variants: tuple[str, ...] = ("static",)
+    """How the batches are timed, each in turn on the one loaded model (`VARIANTS`)."""
 
 
 def shapes_for(tiny: bool) -> Shapes:
@@ -145,12 +154,21 @@ def load_and_generate(checkpoint: Path, shapes: Shapes, device: str, dtype_name:
         "model_id": model.model_id,
     }
     load["rotary_inv_freq_dtypes"] = rotary_dtypes(model)
-    generation = {f"batch_{b}": time_batch(model, shapes, b, cuda) for b in shapes.batches}
-    return {"load": load, "generate": generation}
+    timed = {}
+    for variant in shapes.variants:
+        timed[variant] = {}
+        for b in shapes.batches:
+            timed[variant][f"batch_{b}"] = time_batch(model, shapes, b, cuda, variant)
+            print(f"gpu_check: {variant} batch {b}: {timed[variant][f'batch_{b}']}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    return {"load": load, "generate": timed[shapes.variants[0]], "variants": timed}
 
 
-def time_batch(model: Any, shapes: Shapes, batch: int, cuda: bool) -> dict:
-    """clips/s of visual tokens + shared prefix + fixed-length caption and tag answers."""
+def time_batch(model: Any, shapes: Shapes, batch: int, cuda: bool, variant: str = "static") -> dict:
+    """clips/s of visual tokens + shared prefix + fixed-length caption and tag answers, the
+    decoding steps as `variant` says (`VARIANTS`)."""
+    from dataclasses import replace
+
     import numpy as np
     import torch
 
@@ -160,8 +178,9 @@ def time_batch(model: Any, shapes: Shapes, batch: int, cuda: bool) -> dict:
     size = model.config.image_size
     rng = np.random.default_rng(batch)
     clips = [rng.integers(0, 256, (shapes.frames, size, size, 3), np.uint8) for _ in range(batch)]
-    caption = fixed_length(model, shapes.caption_tokens)
-    tags = fixed_length(model, shapes.tag_tokens)
+    how = {"static_steps": variant != "transformers", "compile_steps": variant == "compiled_steps"}
+    caption = replace(fixed_length(model, shapes.caption_tokens), **how)
+    tags = replace(fixed_length(model, shapes.tag_tokens), **how)
     lengths: list[tuple[int, int]] = []
     phases: dict[str, list[float]] = {"encode": [], "prefix": [], "caption": [], "tags": []}
 
@@ -326,8 +345,13 @@ def machine(device: str) -> str:
 
 def child_main(spec: str) -> None:
     """The fresh process of steps 2 and 3: its RSS is the load's alone."""
+    import torch
+
+    torch.set_flush_denormal(True)  # as the parent: random weights hit no denormal slow path
     args = json.loads(spec)
-    shapes = Shapes(**{**args["shapes"], "batches": tuple(args["shapes"]["batches"])})
+    given = args["shapes"]
+    shapes = Shapes(**{**given, "batches": tuple(given["batches"]),
+                       "variants": tuple(given["variants"])})  # fmt: skip
     result = load_and_generate(Path(args["checkpoint"]), shapes, args["device"], args["dtype"])
     print(json.dumps(result))
 
@@ -335,13 +359,14 @@ def child_main(spec: str) -> None:
 def load_in_child(checkpoint: Path, shapes: Shapes, device: str, dtype_name: str) -> dict:
     spec = json.dumps({"checkpoint": str(checkpoint), "shapes": asdict(shapes),
                        "device": device, "dtype": dtype_name})  # fmt: skip
+    # The child's stderr is this process's: each batch's timing shows as it is measured, so a
+    # check cut short by its time limit still says how far it got.
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.gpu_check", "--child", spec],
-        cwd=ROOT, capture_output=True, text=True, timeout=420,
+        cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=CHILD_TIMEOUT_S,
     )  # fmt: skip
     if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-5:]
-        return {"load": {"error": " | ".join(tail)}}
+        return {"load": {"error": f"the load-and-generate child exited {done.returncode}"}}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -351,6 +376,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
     parser.add_argument("--dtype", help="default: bfloat16 on cuda, float32 on cpu")
     parser.add_argument("--batches", help="comma-separated batch sizes (default 16,32,64)")
+    parser.add_argument(
+        "--variants",
+        default="static",
+        help=f"comma-separated, the first is the check's: {', '.join(VARIANTS)}",
+    )
     parser.add_argument("--skip-demo", action="store_true", help="leave out step 4")
     parser.add_argument("--demo-only", action="store_true", help="step 4 alone")
     parser.add_argument("--workdir", type=Path, help="where the checkpoint goes (default: temp)")
@@ -375,6 +405,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.batches:
         batches = tuple(int(b) for b in args.batches.split(","))
         shapes = Shapes(**{**asdict(shapes), "batches": batches})
+    variants = tuple(args.variants.split(","))
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        print(f"gpu_check: unknown --variants {unknown} (one of {', '.join(VARIANTS)})",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    shapes = Shapes(**{**asdict(shapes), "variants": variants})
     report: dict[str, Any] = {
         "machine": machine(args.device), "torch": torch.__version__,
         "shapes": shapes.name, "device": args.device, "dtype": dtype_name,

@@ -15,6 +15,7 @@ import torch
 from .batching import PromptBatch, VideoLM, cache_of, crop_cache
 from .configuration import IMAGE_TOKEN_INDEX
 from .processing import STOP_TEXT, build_prompt, tokenize_with_video
+from .static_decoding import StaticDecoder, decoder_for, slots_for, supports
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,14 @@ class GenerationSettings:
     """Steps between checks whether every row has stopped: each check waits for the device,
     so checking every step would stall a GPU once per token. Rows that stopped keep stepping
     until the next check; what they produce is dropped, so answers do not depend on this."""
+    static_steps: bool = True
+    """Step on a fixed-shape KV cache (`static_decoding`; a CUDA graph on a GPU) where the
+    model has the layout it implements. False: transformers' own pass, the baseline the
+    benchmarks compare against."""
+    compile_steps: bool = False
+    """Compile the fixed-shape step with torch.compile before it is captured (fusing each
+    layer's norms, rotary and residual adds). Off by default: a compile per batch shape
+    costs tens of seconds at an actor's start, and needs a working compiler on the node."""
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -143,7 +152,8 @@ def generate_ids(
 
     One prefill and `max_new_tokens - 1` steps: the last token's logits are never computed.
     The host waits for the device only every `settings.stop_check_every` steps (stop ids are
-    Python ints, a finished row is masked on the device) and once at the end.
+    Python ints, a finished row is masked on the device) and once at the end. Steps run on a
+    fixed-shape KV cache (`static_decoding`; a CUDA graph on a GPU) where the model allows.
     """
     # Python ints: no device read to use them
     stop_ids = list(settings.stop_ids or stop_token_ids(model.tokenizer))
@@ -158,10 +168,12 @@ def generate_ids(
         batch = model.embed_prompts(prompt_ids, video_embeds, padding_side="left")
         out = model.run_language_model(batch, logits_to_keep=1)
         cache = cache_of(out)
+    decoder = _static_decoder(model, batch, cache, settings) if settings.static_steps else None
+    logits = out.logits[:, -1]
     done = torch.zeros(len(prompt_ids), dtype=torch.bool, device=model.device)
     produced: list[torch.Tensor] = []
     for step in range(1, settings.max_new_tokens + 1):
-        tokens = _pick(out.logits[:, -1], settings, gen)
+        tokens = _pick(logits, settings, gen)
         done |= torch.isin(tokens, stops)
         tokens = tokens.masked_fill(done, stop_ids[0])
         produced.append(tokens)
@@ -170,11 +182,30 @@ def generate_ids(
         if step % settings.stop_check_every == 0 and bool(done.all()):
             break
         # Finished rows keep stepping with the others; what they produce is dropped below.
+        if decoder is not None:
+            logits = decoder.step(tokens)
+            continue
         batch = _step_batch(model, batch, tokens)
         out = model.run_language_model(batch, cache=cache, logits_to_keep=1)
+        logits = out.logits[:, -1]
     table = torch.stack(produced, dim=1).tolist() if produced else [[] for _ in prompt_ids]
     stop_set = set(stop_ids)
     return [_until_stop(row, stop_set) for row in table]
+
+
+def _static_decoder(
+    model: VideoLM, batch: PromptBatch, cache: Any, settings: GenerationSettings
+) -> StaticDecoder | None:
+    """The fixed-shape decoder (`static_decoding`) loaded with the prefilled `cache`, where the
+    language model has the layout it implements; None: step with transformers' own pass."""
+    if settings.max_new_tokens < 2 or not supports(model.language_model):
+        return None
+    length = cache.get_seq_length()
+    slots = slots_for(length, settings.max_new_tokens)
+    decoder = decoder_for(model, batch.embeds.shape[0], slots, settings.compile_steps)
+    mask = batch.attention_mask if batch.padded else None
+    decoder.start(cache, batch.position_ids[:, -1], mask)
+    return decoder
 
 
 def _until_stop(row: list[int], stops: set[int]) -> list[int]:

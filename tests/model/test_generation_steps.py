@@ -30,23 +30,22 @@ def _prompt(model) -> list[int]:
     return tokenize_with_video(build_prompt("Describe the video."), model.tokenizer)
 
 
-def _count_passes(model, monkeypatch) -> list[int]:
-    """Wrap the real language model's forward; returns a list that grows by one per pass."""
-    real = model.language_model.forward
+def _count_passes(model) -> list[int]:
+    """Count passes through the language model by its output head: a prefill and each step
+    (transformers' pass or the fixed-shape decoder's) compute logits once. Returns a list
+    that grows by one per pass, and the hook's handle."""
     calls: list[int] = []
-
-    def forward(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(model.language_model, "forward", forward)
-    return calls
+    handle = model.language_model.lm_head.register_forward_hook(lambda *_: calls.append(1))
+    return calls, handle
 
 
-def test_n_new_tokens_take_n_forward_passes(tiny, monkeypatch):
+def test_n_new_tokens_take_n_forward_passes(tiny):
     video = _video(tiny, 3)
-    calls = _count_passes(tiny, monkeypatch)
-    ids = generate_ids(tiny, video, [_prompt(tiny)] * 3, GenerationSettings(max_new_tokens=6))
+    calls, handle = _count_passes(tiny)
+    try:
+        ids = generate_ids(tiny, video, [_prompt(tiny)] * 3, GenerationSettings(max_new_tokens=6))
+    finally:
+        handle.remove()
     assert max(len(row) for row in ids) == 6  # some row ran to the limit (none stopped early)
     assert len(calls) == 6  # 1 prefill + 5 steps; the 6th token's logits are never needed
 
