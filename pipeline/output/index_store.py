@@ -5,12 +5,27 @@ slots (`<generation>.slots.parquet`: per faiss id, the clip it holds and that ro
 `created_at`, plus whatever columns its user keeps, such as `similar`'s display columns), and
 `index.json`, which names the generation and the committed snapshot the index is up to date
 with. A save writes the two data files under a new generation, then replaces `index.json`
-(atomically: a local rename, an S3 PUT), then deletes the older generation's files: a reader
-sees the old index or the new one, never half; a writer killed in between leaves stray files
-the next save removes. Local and S3 alike, through the storage layer.
+(atomically: a local rename of a temporary file of its own, an S3 PUT): a reader sees the old
+index or the new one, never half. Local and S3 alike, through the storage layer.
 
 Who writes: dedup, holding its mode's lease, for `dedup-<mode>-*` (kept clips only), and
 whoever brings `similar-*` up to date (dedup, the nightly, a `similar` that found it stale).
+
+Concurrent saves (several `similar` processes that each found the index stale) take no lock:
+each writes its own generation and its own temporary manifest, and the last `index.json` wins.
+Every one of them is a correct cache of the committed output, and each saver already holds its
+answer in memory, so losing the race is success, not an error. A lock, or a conditional write
+of the manifest, would make the losers wait or skip their save, and a lock needs a lease's
+takeover of a dead holder (`lease.py`) for what is only a cache; S3 conditional writes also
+give `If-None-Match: *` only, not the compare-and-swap a replaced manifest would need. What
+makes it safe is what a save deletes afterwards (`_drop_unnamed`): never the generation the
+manifest names now; only generations a manifest named before (the one the save loaded, the one
+it replaced, its own once another save replaced it: none is ever named again), and any other
+file once it is `STRAY_AGE_S` old (a killed writer's files and temporary manifest, a race's
+loser's generation): a file that young may be a concurrent save's data, its manifest not
+written yet. So a manifest always names files that exist, and nothing a save leaves behind
+outlives the next save by more than `STRAY_AGE_S`. A reader that read a manifest just before a
+save dropped its generation finds a file missing and reads the manifest again (`load_index`).
 """
 
 from __future__ import annotations
@@ -19,8 +34,10 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +53,10 @@ INDEX_DIR = "_index"
 MANIFEST = "index.json"
 SLOT_GROUP = 65_536
 """Slots per Parquet row group: `read_slots` reads the groups of the rows it needs, not all."""
+STRAY_AGE_S = 3600.0
+"""A file no manifest names, younger than this, may be a save in progress: a save leaves it."""
+LOAD_TRIES = 5
+"""Reads of the manifest by a reader whose generation a concurrent save kept dropping."""
 
 
 def index_name(kind: str, group: str) -> str:
@@ -106,28 +127,61 @@ def load_index(
     root = _root(output, name)
     fs = filesystem(root, options)
     schema = pa.schema([slots_schema.field(c) for c in columns or slots_schema.names])
+    for _ in range(LOAD_TRIES):
+        manifest = _manifest(fs, root)
+        try:
+            generation, kind = manifest["generation"], manifest["kind"]
+            index, slots = _read_generation(fs, root, generation, kind, dim, schema, read_only)
+        except FileNotFoundError:  # a newer save dropped it after we read its name: read again
+            continue
+        except (KeyError, TypeError, ValueError, RuntimeError):
+            break
+        return StoredIndex(name, index, slots, manifest.get("snapshot", ""), generation)
+    return empty(name, dim, schema)
+
+
+def _manifest(fs: Any, root: str) -> dict:
+    """`index.json` as it is now ({} when absent or unreadable). A GET of the whole object,
+    never a size some earlier listing cached: a rival's save may have replaced it since."""
+    path = strip_scheme(join(root, MANIFEST))
+    fs.invalidate_cache(path)
     try:
-        with fs.open(strip_scheme(join(root, MANIFEST)), "rb") as fh:
-            manifest = json.loads(fh.read())
-        generation, kind = manifest["generation"], manifest["kind"]
-        path = strip_scheme(join(root, f"{generation}.index"))
-        if is_remote(root):
-            with fs.open(path, "rb") as fh:
-                index = GrowingIndex.from_bytes(fh.read(), dim, kind)
-        else:
+        found = json.loads(fs.cat_file(path))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _read_generation(
+    fs: Any, root: str, generation: str, kind: str, dim: int, schema: pa.Schema,
+    read_only: bool,
+) -> tuple[GrowingIndex, pa.Table]:  # fmt: skip
+    """A generation's vectors and slots; `FileNotFoundError` if a save dropped a file of it."""
+    path = strip_scheme(join(root, f"{generation}.index"))
+    if is_remote(root):
+        with fs.open(path, "rb") as fh:
+            index = GrowingIndex.from_bytes(fh.read(), dim, kind)
+    else:
+        try:
             index = GrowingIndex.from_file(path, dim, kind, read_only)
-        with fs.open(strip_scheme(join(root, f"{generation}.slots.parquet")), "rb") as fh:
-            slots = pq.read_table(fh, columns=schema.names, use_threads=False).cast(schema)
-    except (FileNotFoundError, KeyError, ValueError, RuntimeError, json.JSONDecodeError):
-        return empty(name, dim, schema)
-    return StoredIndex(name, index, slots, manifest.get("snapshot", ""), generation)
+        except RuntimeError:  # faiss says a missing file in its own words
+            if not os.path.exists(path):
+                raise FileNotFoundError(path) from None
+            raise
+    with fs.open(strip_scheme(join(root, f"{generation}.slots.parquet")), "rb") as fh:
+        slots = pq.read_table(fh, columns=schema.names, use_threads=False).cast(schema)
+    return index, slots
 
 
 def read_slots(
     output: str, stored: StoredIndex, rows: np.ndarray, columns: list[str],
     options: StorageOptions | None = None,
 ) -> pa.Table:  # fmt: skip
-    """`columns` of these slots, in this order, reading only the row groups that hold them."""
+    """`columns` of these slots, in this order, reading only the row groups that hold them
+    (from memory when `stored` holds them: an index just brought up to date and saved, whose
+    files a rival's save may already have replaced)."""
+    if set(columns) <= set(stored.slots.column_names):
+        return stored.slots.select(columns).take(pa.array(rows, pa.int64()))
     path = strip_scheme(join(_root(output, stored.name), f"{stored.generation}.slots.parquet"))
     with filesystem(output, options).open(path, "rb") as fh:
         parquet = pq.ParquetFile(fh)
@@ -139,11 +193,12 @@ def read_slots(
 
 
 def save_index(output: str, stored: StoredIndex, options: StorageOptions | None = None) -> None:
-    """Write `stored` as a new generation, point `index.json` at it, drop the older files."""
+    """Write `stored` as a new generation, point `index.json` at it, drop the files no
+    manifest names any more. Safe while other processes save the same index (above)."""
     root = _root(output, stored.name)
     fs = filesystem(root, options)
     remote = is_remote(root)
-    generation = secrets.token_hex(6)
+    loaded, generation = stored.generation, secrets.token_hex(6)
     buffer = io.BytesIO()
     pq.write_table(stored.slots, buffer, compression="zstd", row_group_size=SLOT_GROUP)
     _put_bytes(fs, join(root, f"{generation}.index"), stored.index.to_bytes(), remote=remote)
@@ -152,13 +207,40 @@ def save_index(output: str, stored: StoredIndex, options: StorageOptions | None 
         "generation": generation, "kind": stored.index.kind, "vectors": len(stored.index),
         "slots": stored.slots.num_rows, "snapshot": stored.snapshot,
     }  # fmt: skip
+    replaced = _manifest(fs, root).get("generation")
     _atomic_text(fs, join(root, MANIFEST), json.dumps(manifest, indent=1), remote=remote)
     stored.generation = generation
-    for path in fs.ls(strip_scheme(root), detail=False):
-        base = path.rsplit("/", 1)[-1]
-        if base != MANIFEST and not base.startswith(f"{generation}."):
+    _drop_unnamed(fs, root, generation, {loaded, replaced})
+
+
+def _drop_unnamed(fs: Any, root: str, ours: str, superseded: set[str | None]) -> None:
+    """Remove what no manifest names now or will again: the generations in `superseded`
+    (named by a manifest before ours), ours if a rival's save has replaced it since, and
+    anything else `STRAY_AGE_S` older than the manifest (its clock, not ours: S3's own)."""
+    current = _manifest(fs, root).get("generation")
+    if not current:
+        return
+    dropped = {g for g in superseded if g} | ({ours} if current != ours else set())
+    dropped.discard(current)
+    entries = fs.ls(strip_scheme(root), detail=True, refresh=True)
+    names = {e["name"].rstrip("/").rsplit("/", 1)[-1]: e for e in entries}
+    if MANIFEST not in names:
+        return
+    now = _modified(names[MANIFEST])
+    for base, entry in names.items():
+        owner = base.split(".", 1)[0]  # a generation's, or `index` for a temporary manifest
+        if base == MANIFEST or owner == current:
+            continue
+        if owner in dropped or now - _modified(entry) > STRAY_AGE_S:
             with contextlib.suppress(FileNotFoundError):
-                fs.rm(path)
+                fs.rm(entry["name"])
+
+
+def _modified(entry: dict) -> float:
+    """When a listed file was last written, in seconds (local `mtime`, S3 `LastModified`)."""
+    if "mtime" in entry:
+        return float(entry["mtime"])
+    return entry["LastModified"].timestamp()
 
 
 def saved_names(output: str, prefix: str, options: StorageOptions | None = None) -> list[str]:

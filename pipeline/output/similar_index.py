@@ -11,6 +11,8 @@ dedup and so the nightly call it, and a `similar` that finds it stale does too.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,6 +20,7 @@ import pyarrow.compute as pc
 from pipeline.core.storage import StorageOptions
 from pipeline.core.vectors import EMBED_DIM, FOOTAGE_DIM
 from pipeline.output.index_store import (
+    LOAD_TRIES,
     StoredIndex,
     index_name,
     load_index,
@@ -119,13 +122,29 @@ def _saved_for_reading(output: str, options: StorageOptions | None) -> list[Stor
 
 def nearest(output: str, clip_id: str, k: int, options: StorageOptions | None = None) -> pa.Table:
     """The `k` clips nearest to `clip_id` (same embedding key), nearest first, from the saved
-    index (brought up to date first if the output changed since). `LookupError` when
-    `clip_id` is not in `clips` or has no embedding."""
+    index (brought up to date first if the output changed since, and then answered from that
+    refresh in memory: another process may save the same index meanwhile). `LookupError`
+    when `clip_id` is not in `clips` or has no embedding."""
     digest = snapshot_digest(output, options)
+    for _ in range(LOAD_TRIES - 1):
+        with contextlib.suppress(FileNotFoundError):  # a save dropped what we read: again
+            return _nearest_now(output, digest, clip_id, k, options)
+    return _nearest_now(output, digest, clip_id, k, options)
+
+
+def _nearest_now(
+    output: str, digest: str, clip_id: str, k: int, options: StorageOptions | None
+) -> pa.Table:
     indexes = _saved_for_reading(output, options)
     if not indexes or any(s.snapshot != digest for s in indexes):
-        refresh(output, options, digest)
-        indexes = _saved_for_reading(output, options)
+        indexes = refresh(output, options, digest)
+    return _nearest_in(output, indexes, clip_id, k, options)
+
+
+def _nearest_in(
+    output: str, indexes: list[StoredIndex], clip_id: str, k: int,
+    options: StorageOptions | None,
+) -> pa.Table:  # fmt: skip
     for stored in indexes:
         slot = pc.index(stored.slots["clip_id"], clip_id).as_py()
         if slot >= 0:

@@ -17,7 +17,7 @@ from pipeline.output.part_writer import write_part
 from pipeline.output.records import RunDetails
 from pipeline.output.similar import dedup, similar
 from pipeline.output.views import register_views
-from tests.pipeline.output.parts import DAY, clip_rows
+from tests.pipeline.output.parts import DAY, clip_rows, new_output
 
 
 def _angles(degrees: list[float], width: int) -> np.ndarray:
@@ -194,3 +194,151 @@ def test_similar_follows_a_clip_annotated_again(output):
     assert found["similarity"].to_pylist() == pytest.approx([0.7071, 0.0], abs=1e-3)
     (after,) = _manifests(root, options, "similar-").values()
     assert (after["vectors"], after["slots"]) == (3, 4)  # b's old slot emptied, a new one
+
+
+LOOKUP = """
+import sys, time
+from pathlib import Path
+from pipeline.core.storage import StorageOptions
+from pipeline.output import index_store, similar_index, store
+from pipeline.output.similar import similar
+
+root, clip, meeting, endpoint, crowd, nth = sys.argv[1:]
+meeting = Path(meeting)
+
+
+def together(save):
+    def save_with_the_others(*args, **kwargs):
+        (meeting / nth).touch()  # this one found the index stale and refreshed it
+        deadline = time.monotonic() + 60
+        while len(list(meeting.iterdir())) < int(crowd) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(int(nth) * 0.02)  # staggered: saves and cleanups interleave
+        return save(*args, **kwargs)
+    return save_with_the_others
+
+
+def slowly(write):
+    def slow(*args, **kwargs):
+        write(*args, **kwargs)
+        time.sleep(0.05)  # a slow disk: what a rival's save does meanwhile is the point
+    return slow
+
+
+similar_index.save_index = together(similar_index.save_index)
+index_store._put_bytes = slowly(index_store._put_bytes)  # a generation's data files
+store._write_synced = slowly(store._write_synced)  # a local temporary manifest
+options = StorageOptions(endpoint_url=endpoint or None)
+print(",".join(similar(root, clip, 2, options)["clip_id"].to_pylist()))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kind", "crowd_size"),
+    [("local", 8), pytest.param("s3", 8, marks=pytest.mark.trials)],  # moto: 40 to 75 s on 2 cores
+)
+def test_concurrent_lookups_of_a_stale_index_all_answer_and_leave_it_whole(
+    kind, crowd_size, request, tmp_path
+):
+    """A run committed since the similar index was saved; then `similar` processes, let go at
+    the same instant, each refresh and save it. Every one answers (a save once deleted
+    another's temporary manifest: "No such file ... index.json.<tmp> -> index.json", exit 1;
+    or the generation another's manifest was about to name: "not in the clips view"), and
+    afterwards the manifest names files that exist, no temporary file is left, and the index
+    is up to date and answers."""
+    import os
+    import subprocess
+    import sys
+
+    from pipeline.core.storage import filesystem, join, strip_scheme
+    from pipeline.output.index_store import INDEX_DIR, MANIFEST, snapshot_digest
+    from pipeline.output.similar_index import _saved_for_reading
+    from tests.jobs.cli_process import ROOT
+
+    server = [request.getfixturevalue(f) for f in ("s3_client", "s3_endpoint") if kind == "s3"]
+    root, options = new_output(kind, tmp_path, *(server or [None, None]))
+    _commit_run(root, options, "r1", ["a", "b", "c"], [0, 30, 45], 0)
+    assert similar(root, "id-a:0", 1, options)["clip_id"].to_pylist() == ["id-b:0"]
+    _commit_run(root, options, "r2", ["b"], [90], 5)  # the saved index is stale now
+    meeting = tmp_path / "meeting"
+    meeting.mkdir()
+    args = [root, "id-a:0", str(meeting), options.endpoint_url or "", str(crowd_size)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    crowd = [
+        subprocess.Popen([sys.executable, "-c", LOOKUP, *args, str(n)], env=env, **pipes)
+        for n in range(crowd_size)
+    ]
+    answers = [p.communicate(timeout=300) for p in crowd]
+    codes = [p.returncode for p in crowd]
+    assert [(c, e.strip()[-400:]) for c, (_, e) in zip(codes, answers, strict=True) if c] == []
+    assert [out.strip() for out, _ in answers] == ["id-c:0,id-b:0"] * crowd_size
+    assert len(list(meeting.iterdir())) == crowd_size  # every one refreshed and saved
+    fs = filesystem(root, options)
+    (folder,) = fs.ls(strip_scheme(join(root, INDEX_DIR)), detail=False)
+    with fs.open(f"{folder}/{MANIFEST}", "rb") as fh:
+        manifest = json.loads(fh.read())
+    files = {p.rsplit("/", 1)[-1] for p in fs.ls(folder, detail=False)}
+    g = manifest["generation"]
+    assert {f"{g}.index", f"{g}.slots.parquet", MANIFEST} <= files
+    assert [f for f in files if f.endswith(".tmp")] == []
+    (saved,) = _saved_for_reading(root, options)
+    assert saved.snapshot == snapshot_digest(root, options)
+    found = similar(root, "id-a:0", 2, options)
+    assert found["clip_id"].to_pylist() == ["id-c:0", "id-b:0"]
+
+
+def test_a_reader_whose_generation_a_rival_save_dropped_reads_the_manifest_again(output):
+    """A reader reads `index.json`, then a rival's save replaces it and drops the generation
+    it named before the reader opens its files: the reader reads the manifest again and gets
+    the rival's index, never an empty one."""
+    from pipeline.output import index_store
+    from pipeline.output.similar_index import DIM, SLOTS
+
+    root, options = output
+    _commit_run(root, options, "r1", ["a", "b"], [0, 30], 0)
+    similar(root, "id-a:0", 1, options)  # saves the index
+    (name,) = index_store.saved_names(root, "similar-", options)
+    rival = index_store.load_index(root, name, DIM, SLOTS, options)
+    dropped = rival.generation
+    read = index_store._read_generation
+
+    def a_save_comes_first(fs, folder, generation, *rest):
+        if generation == dropped:
+            index_store.save_index(root, rival, options)  # drops `dropped`, which it loaded
+        return read(fs, folder, generation, *rest)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(index_store, "_read_generation", a_save_comes_first)
+        found = index_store.load_index(root, name, DIM, SLOTS, options)
+    assert rival.generation != dropped
+    assert (found.generation, found.slots.num_rows) == (rival.generation, 2)
+
+
+def test_a_save_drops_old_strays_and_leaves_young_ones(tmp_path):
+    """Files no manifest names: a killed writer's generation and temporary manifest an hour
+    old are removed by the next save; a young one (maybe a save in progress) stays."""
+    import os
+    import time
+
+    from pipeline.output.index_store import STRAY_AGE_S, load_index, save_index, saved_names
+    from pipeline.output.similar_index import DIM, SLOTS
+
+    root, options = new_output("local", tmp_path, None, None)
+    _commit_run(root, options, "r1", ["a", "b"], [0, 30], 0)
+    similar(root, "id-a:0", 1, options)
+    (name,) = saved_names(root, "similar-", options)
+    folder = tmp_path / "out" / "_index" / name
+    old = [folder / "0123456789ab.index", folder / "index.json.deadbeef.tmp"]
+    young = folder / "ba9876543210.slots.parquet"
+    for path in [*old, young]:
+        path.write_bytes(b"stray")
+    for path in old:
+        then = time.time() - 2 * STRAY_AGE_S
+        os.utime(path, (then, then))
+    stored = load_index(root, name, DIM, SLOTS, options)
+    save_index(root, stored, options)
+    g = stored.generation
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == sorted([f"{g}.index", f"{g}.slots.parquet", "index.json", young.name])
