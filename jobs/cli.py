@@ -356,8 +356,14 @@ def similar(
     """The clips nearest to CLIP_ID by embedding, with their cosine similarity."""
     from jobs.similar import run_similar
 
+    def warn(line: str) -> None:  # one line on stderr, however narrow the terminal
+        err_console.print(
+            f"clipnote: warning: {line}", style="yellow", soft_wrap=True, markup=False,
+            highlight=False,
+        )  # fmt: skip
+
     with user_errors():
-        run_similar(output, clip_id, k, fmt, _storage(endpoint_url, region), console)
+        run_similar(output, clip_id, k, fmt, _storage(endpoint_url, region), console, warn)
 
 
 @app.command()

@@ -9,7 +9,8 @@ with. A save writes the two data files under a new generation, then replaces `in
 index or the new one, never half. Local and S3 alike, through the storage layer.
 
 Who writes: dedup, holding its mode's lease, for `dedup-<mode>-*` (kept clips only), and
-whoever brings `similar-*` up to date (dedup, the nightly, a `similar` that found it stale).
+whoever brings `similar-*` up to date (dedup, the nightly, a `similar` that found it stale;
+one with read-only credentials or output cannot, and answers unsaved: `similar_index.py`).
 
 Concurrent saves (several `similar` processes that each found the index stale) take no lock:
 each writes its own generation and its own temporary manifest, and the last `index.json` wins.
@@ -108,7 +109,8 @@ class StoredIndex:
         self._slot_of = None
 
 
-def _root(output: str, name: str) -> str:
+def index_folder(output: str, name: str) -> str:
+    """Where the index `name` is saved: `<output>/_index/<name>`."""
     return join(absolute_output(output), INDEX_DIR, name)
 
 
@@ -124,7 +126,7 @@ def load_index(
     """The saved index `name`, or an empty one when none was saved (or it is unreadable:
     it is only ever a cache of the committed output). `read_only`: a reader's (a local IVF
     index is memory-mapped); `columns`: only these slot columns (`read_slots` the rest)."""
-    root = _root(output, name)
+    root = index_folder(output, name)
     fs = filesystem(root, options)
     schema = pa.schema([slots_schema.field(c) for c in columns or slots_schema.names])
     for _ in range(LOAD_TRIES):
@@ -182,7 +184,9 @@ def read_slots(
     files a rival's save may already have replaced)."""
     if set(columns) <= set(stored.slots.column_names):
         return stored.slots.select(columns).take(pa.array(rows, pa.int64()))
-    path = strip_scheme(join(_root(output, stored.name), f"{stored.generation}.slots.parquet"))
+    path = strip_scheme(
+        join(index_folder(output, stored.name), f"{stored.generation}.slots.parquet")
+    )
     with filesystem(output, options).open(path, "rb") as fh:
         parquet = pq.ParquetFile(fh)
         wanted = sorted({int(r) // SLOT_GROUP for r in rows})
@@ -195,7 +199,7 @@ def read_slots(
 def save_index(output: str, stored: StoredIndex, options: StorageOptions | None = None) -> None:
     """Write `stored` as a new generation, point `index.json` at it, drop the files no
     manifest names any more. Safe while other processes save the same index (above)."""
-    root = _root(output, stored.name)
+    root = index_folder(output, stored.name)
     fs = filesystem(root, options)
     remote = is_remote(root)
     loaded, generation = stored.generation, secrets.token_hex(6)

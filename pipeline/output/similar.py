@@ -9,7 +9,7 @@ compared within one `embedding_key` (embeddings of another method or model do no
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,13 +56,16 @@ def load_vectors(output: str, column: str, options: StorageOptions | None = None
 
 
 def similar(
-    output: str, clip_id: str, k: int = 10, options: StorageOptions | None = None
-) -> pa.Table:
+    output: str, clip_id: str, k: int = 10, options: StorageOptions | None = None,
+    on_unsaved: Callable[[str], None] | None = None,
+) -> pa.Table:  # fmt: skip
     """The `k` clips nearest to `clip_id`, nearest first, with their similarity: the mean of
     the cosines of their embeddings and of their footage fingerprints, from the index saved
     under the output (`similar_index.py`). `LookupError` when `clip_id` is not in `clips` or
-    has no embedding."""
-    return nearest(output, clip_id, k, options)
+    has no embedding. A stale index it refreshed but may not save (read-only credentials or
+    output): it answers all the same, and `on_unsaved` gets one line saying so (by default
+    an `IndexNotSaved` warning)."""
+    return nearest(output, clip_id, k, options, on_unsaved)
 
 
 @dataclass(frozen=True)
@@ -151,5 +154,5 @@ def dedup(
     )
     for stored in touched:  # after the commit: an index never holds an uncommitted decision
         save_index(output, stored, options)
-    refresh(output, options)
+    refresh(output, options)  # a writer's: a save that fails raises
     return DedupSummary(mode, limit, kept + dups, kept, dups)

@@ -7,11 +7,20 @@ the mean for 160 of 160 (BENCHMARKS.md). The slots keep what `similar` prints, s
 reads the index and nothing else. `refresh` brings it up to the committed snapshot: a clip
 annotated again (a newer `created_at`) or gone from `clips` is removed, new clips are added;
 dedup and so the nightly call it, and a `similar` that finds it stale does too.
+
+A writer's save that fails raises (dedup, the nightly: a save is what they are for). A lookup's
+save may be refused for want of write access (a reader's S3 credentials, a read-only output):
+the lookup already holds the refreshed index in memory, so it answers from it and says in one
+line (`on_unsaved`) that the index was not saved; lookups refresh it again until a writer saves
+it. Any other failure of a lookup's save still raises.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +31,7 @@ from pipeline.core.vectors import EMBED_DIM, FOOTAGE_DIM
 from pipeline.output.index_store import (
     LOAD_TRIES,
     StoredIndex,
+    index_folder,
     index_name,
     load_index,
     read_slots,
@@ -80,24 +90,69 @@ def latest_with(
     )
 
 
+class IndexNotSaved(UserWarning):
+    """A lookup refreshed a stale `similar` index but may not save it (no write access)."""
+
+
 def refresh(
-    output: str, options: StorageOptions | None = None, digest: str | None = None
-) -> list[StoredIndex]:
-    """Every embedding key's index, brought up to the committed clips and saved."""
+    output: str, options: StorageOptions | None = None, digest: str | None = None,
+    on_unsaved: Callable[[str], None] | None = None,
+) -> list[StoredIndex]:  # fmt: skip
+    """Every embedding key's index, brought up to the committed clips and saved. A failed
+    save raises, unless `on_unsaved` is given (a lookup's refresh) and the save was refused
+    for want of write access: then `on_unsaved` gets one line saying so, once for all keys,
+    and the indexes are returned up to date, though unsaved."""
     digest = digest or snapshot_digest(output, options)
     columns = [*SLOTS.names, "embedding_key", "embedding", "footage"]
     table = latest_with(output, "embedding", columns, options)
     keys = table["embedding_key"].fill_null("")
-    found = []
+    found: list[StoredIndex] = []
+    refused: dict[str, str] = {}  # index folder -> why its save was refused
     for key in pc.unique(keys).to_pylist():
         part = table.filter(pc.equal(keys, key))
         stored = load_index(output, index_name("similar", key), DIM, SLOTS, options)
         if stored.snapshot != digest:
             _update(stored, part)
             stored.snapshot = digest
-            save_index(output, stored, options)
+            try:
+                save_index(output, stored, options)
+            except OSError as err:
+                why = _write_refused(err)
+                if on_unsaved is None or why is None:
+                    raise
+                refused[index_folder(output, stored.name)] = why
         found.append(stored)
+    if refused and on_unsaved is not None:
+        on_unsaved(_unsaved_line(refused))
     return found
+
+
+def _write_refused(err: OSError) -> str | None:
+    """Why a save was refused for want of write access (access denied, a read-only file
+    system), or None when it failed for any other reason."""
+    if isinstance(err, PermissionError):
+        for cause in (err, err.__cause__, err.__context__):
+            response = getattr(cause, "response", None)
+            if isinstance(response, dict) and response.get("Error", {}).get("Code"):
+                return f"access denied: {response['Error']['Code']}"  # S3's own word
+        return f"access denied: {err.strerror or err}"
+    if err.errno == errno.EROFS:
+        return "read-only file system"
+    return None
+
+
+def _unsaved_line(refused: dict[str, str]) -> str:
+    """The one line a lookup prints when it could not save the indexes it refreshed."""
+    where = ", ".join(f"{folder} ({why})" for folder, why in refused.items())
+    return (
+        f"the refreshed similar index could not be saved to {where}: this answer is up to "
+        "date, but lookups will refresh it again until someone with write access runs "
+        "`clipnote similar` or `clipnote dedup` on this output (or the nightly saves it)"
+    )
+
+
+def _warn(line: str) -> None:
+    warnings.warn(line, IndexNotSaved, stacklevel=2)
 
 
 def _update(stored: StoredIndex, part: pa.Table) -> None:
@@ -120,24 +175,30 @@ def _saved_for_reading(output: str, options: StorageOptions | None) -> list[Stor
     return [load_index(output, n, DIM, SLOTS, options, True, ["clip_id"]) for n in names]
 
 
-def nearest(output: str, clip_id: str, k: int, options: StorageOptions | None = None) -> pa.Table:
+def nearest(
+    output: str, clip_id: str, k: int, options: StorageOptions | None = None,
+    on_unsaved: Callable[[str], None] | None = None,
+) -> pa.Table:  # fmt: skip
     """The `k` clips nearest to `clip_id` (same embedding key), nearest first, from the saved
     index (brought up to date first if the output changed since, and then answered from that
-    refresh in memory: another process may save the same index meanwhile). `LookupError`
-    when `clip_id` is not in `clips` or has no embedding."""
+    refresh in memory: another process may save the same index meanwhile, and a reader may
+    not save it at all: `on_unsaved` gets a line saying so, an `IndexNotSaved` warning when
+    not given). `LookupError` when `clip_id` is not in `clips` or has no embedding."""
     digest = snapshot_digest(output, options)
+    tell = on_unsaved or _warn
     for _ in range(LOAD_TRIES - 1):
         with contextlib.suppress(FileNotFoundError):  # a save dropped what we read: again
-            return _nearest_now(output, digest, clip_id, k, options)
-    return _nearest_now(output, digest, clip_id, k, options)
+            return _nearest_now(output, digest, clip_id, k, options, tell)
+    return _nearest_now(output, digest, clip_id, k, options, tell)
 
 
 def _nearest_now(
-    output: str, digest: str, clip_id: str, k: int, options: StorageOptions | None
-) -> pa.Table:
+    output: str, digest: str, clip_id: str, k: int, options: StorageOptions | None,
+    on_unsaved: Callable[[str], None],
+) -> pa.Table:  # fmt: skip
     indexes = _saved_for_reading(output, options)
     if not indexes or any(s.snapshot != digest for s in indexes):
-        indexes = refresh(output, options, digest)
+        indexes = refresh(output, options, digest, on_unsaved)
     return _nearest_in(output, indexes, clip_id, k, options)
 
 
