@@ -1,10 +1,11 @@
 """One captioning run, end to end: list -> plan -> decode -> annotate -> write -> commit.
 
 Expects Ray to be initialised by the caller (only `jobs/` calls `ray.init`). The listing streams
-into the attempt's work plan (`pipeline.work_plan`), which the decode tasks read; workers write
-Parquet parts; the driver sees one small write result per part and commits them in chunks
-(`pipeline.output.commit`), so a crash loses at most the chunks in flight. What the driver
-keeps grows with the number of pages, files and chunks, not of videos. Every listed video that is
+into the attempt's work plan (`pipeline.work_plan`), which the decode tasks read; the workers
+decode and annotate; the driver writes the output rows as Parquet parts, each closed on its
+rows or its age, and commits them in chunks (`pipeline.output.commit`), so a crash loses at
+most the chunks in flight. What the driver keeps grows with the number of pages, files and
+chunks (and one open part's rows), not of videos. Every listed video that is
 processed is accounted for in the committed output: clip rows or an error row.
 
 Modes (`RunMode`):
@@ -17,6 +18,7 @@ Modes (`RunMode`):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import secrets
 import time
@@ -24,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from typing import Any
 
 import pyarrow as pa
 
@@ -35,6 +38,7 @@ from pipeline.config import RunConfig
 from pipeline.core.errors import CommitError
 from pipeline.core.records import VideoRef
 from pipeline.core.rows import RowIdentity, output_row
+from pipeline.core.stage import Writer
 from pipeline.core.storage import StorageOptions
 from pipeline.decode.video_rows import DecodeSettings, error_row
 from pipeline.input.listing import iter_videos
@@ -42,7 +46,7 @@ from pipeline.output.chunks import ChunkTracker
 from pipeline.output.commit import RunCommitter, new_attempt_id
 from pipeline.output.part_writer import VIDEO_ROWS, write_part
 from pipeline.output.reading import fold_latest_keys
-from pipeline.output.records import RunDetails, SamplingInfo
+from pipeline.output.records import RunDetails, SamplingInfo, WriteResult
 from pipeline.output.schema import rows_to_table
 from pipeline.ray_data import build_dataset, cluster_has_gpus, find_error, iter_write_results
 from pipeline.run_stages import run_stages
@@ -207,14 +211,7 @@ def run_pipeline(
             placement = actor_device(gpus, config.model.dtype)
             stages = run_stages(config, decode, annotate, committer.target, gpus)
             ds = build_dataset(plan.pages, stages.decode, stages.annotate)
-            for result in iter_write_results(ds, stages.write):
-                tracker.add(result)
-                counts.update(result.counts)
-                progress.written = tracker.completed_videos
-                progress.counts = dict(counts)
-                if tracker.due():
-                    _commit(committer, tracker.take(), progress)
-                report(progress)
+            _write_and_commit(ds, stages.write, tracker, committer, counts, progress, report)
         seen = tracker.completed_videos + len(tracker.incomplete_videos)
         chunk = tracker.take(force=True)
         if chunk is not None:
@@ -280,6 +277,30 @@ def _plan(
     plan = write_work_plan(refs, index, settings_hash, mode, folder, options, on_page)
     on_page(plan)
     return plan
+
+
+def _write_and_commit(
+    ds: Any,
+    write: Writer[WriteResult],
+    tracker: ChunkTracker,
+    committer: RunCommitter,
+    counts: Counter,
+    progress: RunProgress,
+    report: Callable[[RunProgress], None],
+) -> None:
+    """Write the rows of `ds` part by part, on the driver, and commit each chunk once it is
+    due. The tracker's own deadline wakes the driver too: files closed on their rows can wait
+    for a chunk whose time comes while no part closes. An error here stops the dataset."""
+    results = iter_write_results(ds, write, wake=tracker.wait_s)
+    with contextlib.closing(results):
+        for result in results:
+            if result is not None:
+                tracker.add(result)
+                counts.update(result.counts)
+                progress.written, progress.counts = tracker.completed_videos, dict(counts)
+            if tracker.due():
+                _commit(committer, tracker.take(), progress)
+            report(progress)
 
 
 def _commit(committer: RunCommitter, chunk, progress: RunProgress) -> None:

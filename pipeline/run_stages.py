@@ -79,7 +79,8 @@ class PlannedDecode(RowStage):
 
 @dataclass(frozen=True)
 class RunStages:
-    """Everything the workers of one attempt run, in order."""
+    """Everything one attempt runs, in order: decode and annotate on the workers, the part
+    writer on the driver."""
 
     decode: RowStage
     annotate: BatchStage
@@ -104,5 +105,10 @@ def run_stages(
             workers=resources.annotate_actors,
             resources=Resources(cpus=resources.cpus_per_actor, gpus=gpus_per_actor),
         ),
-        write=PartWriter(target, config.output_options.rows_per_file, config.commit.chunk_videos),
+        write=PartWriter(
+            target,
+            config.output_options.rows_per_file,
+            config.commit.chunk_videos,
+            config.commit.chunk_seconds,
+        ),
     )

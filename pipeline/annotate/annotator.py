@@ -38,7 +38,7 @@ class Annotator:
         `embed=False` leaves `embedding` and `footage` null: only `benchmarks/similar.py`
         uses it, to measure what they cost."""
         # The model (torch, transformers) is imported here, in the process that hosts it:
-        # importing this module, as the driver and the writer workers do, costs neither.
+        # importing this module, as the driver does, costs neither.
         import torch
 
         from model import GenerationSettings, load_model

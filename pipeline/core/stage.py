@@ -5,19 +5,21 @@ input (`process`); it never says how it is scheduled. `pipeline.ray_data` is the
 turns these into Ray Data operators, so a step can be unit-tested on a hand-built batch, and
 the runner could change without touching the steps. The shape follows NeMo Curator's
 `ProcessingStage` (resources, setup, process) and, for writing, Ray Data's `Datasink` lifecycle
-(start on the driver, write on the workers, complete or failed on the driver).
+(start, write, complete or failed), all of it on the driver: the runner, not Ray Data, decides
+when a part closes, on its rows or its age.
 
 - `RowStage`: one row in, the rows it makes out, streamed (decode: a planned video in, its clip
   rows out). Runs as tasks; cheap to set up.
 - `BatchStage`: a batch of rows in, one row out per row in (annotate). Runs on `workers`
   long-lived workers, each set up once (the model loads once per worker, not per batch).
-- `Writer` (worker side) and `WriteLifecycle` (driver side): a batch of output rows becomes a
-  stored part and a small write result; the driver starts the write, sees the results, and
-  completes it or marks it failed.
+- `Writer` and `WriteLifecycle`: a batch of output rows becomes a stored part and a small
+  write result; the driver starts the write, sees the results, and completes it or marks it
+  failed.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,14 +91,14 @@ class BatchStage(Stage[list[Row], list[Row]]):
 
 
 class Writer(ABC, Generic[R]):
-    """The worker side of writing: a batch of output rows becomes one stored part."""
+    """The part side of writing: a batch of output rows becomes one stored part. The runner
+    gathers the batch, closing it at `batch_size` rows or `part_seconds` after its first row."""
 
-    resources: Resources = Resources(cpus=0.0)
     batch_size: int = 1
-    """Rows per part."""
-    refusals: tuple[type[Exception], ...] = ()
-    """What `write` raises when storage refuses (not a bug): a runner must hand these to the
-    driver as themselves, where its own wrapping would hide their type."""
+    """Rows per part, at most."""
+    part_seconds: float = math.inf
+    """How long a part may stay open, from its first row (whatever its rows): the bound on
+    how long written work waits to be committable."""
 
     @abstractmethod
     def write(self, batch: pa.Table) -> R:

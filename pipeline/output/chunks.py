@@ -136,6 +136,14 @@ class ChunkTracker:
             return True
         return self.clock() - self._since >= self.chunk_seconds
 
+    def wait_s(self) -> float | None:
+        """Seconds left before `due` turns true by time alone (0: it is due); None while no
+        file is ready. The driver wakes for this too: files closed on their row count can be
+        ready before the chunk is, and must not wait for rows that may be slow to come."""
+        if not self._ready_files:
+            return None
+        return max(0.0, self._since + self.chunk_seconds - self.clock())
+
     def take(self, *, force: bool = False) -> Chunk | None:
         """The committable files (with `force`: every file, complete or not)."""
         if force:

@@ -1,13 +1,15 @@
-"""Writing a run: Parquet parts on the workers, chunk commits and a run record on the driver.
+"""Writing a run, all on the driver: Parquet parts, chunk commits and a run record.
 
 Why this shape: the driver must not hold rows (1M videos would not fit), and a crash must lose
-at most the work in flight. So workers write Parquet parts and hand back only a tiny write
-result (file name, row counts per video); the driver groups results into chunks and commits
-each chunk with a record naming its files, written after them. Layout and the reader's rules
+at most the work in flight. So the driver holds one open part's rows at most (`open_part`),
+writes it as a Parquet part and keeps only its tiny write result (file name, row counts per
+video); it groups results into chunks and commits each chunk with a record naming its files,
+written after them. Layout and the reader's rules
 are in `pipeline.output.reading` (the one place that says what is visible).
 
-- `write_part` (worker, `pipeline.output.part_writer`): one Parquet file with a unique name,
-  returns its `WriteResult`.
+- `write_part` (`pipeline.output.part_writer`): one Parquet file with a unique name, returns
+  its `WriteResult`; `OpenPart` (pure, `pipeline.output.open_part`) says when the rows
+  gathered for it are a part: at its row limit, or `chunk_seconds` after its first row.
 - `ChunkTracker` (pure): which written files may be committed now. A file is committable only
   when every video with rows in it is complete (its other rows' files arrived too), so every
   committed attempt of a video is whole, which the reading rule and nightly's skipping rely on.

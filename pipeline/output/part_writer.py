@@ -1,10 +1,13 @@
-"""The worker's side of writing: one Parquet part per batch, and the small write result
-that is all the driver ever sees of it.
+"""Writing a part: one Parquet file per batch of output rows, and the small write result
+the chunk tracker works from. It runs on the driver, which gathers the batch (`open_part`):
+output rows are small (captions, tags, a 96 px thumbnail, two short vectors), and only the
+driver can close a part on time.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.core.errors import CommitError
-from pipeline.core.stage import Resources, Writer
+from pipeline.core.stage import Writer
 from pipeline.core.storage import StorageOptions, filesystem, is_remote, join
 from pipeline.output.coverage import file_coverage
 from pipeline.output.layout import CLIPS_DIR
@@ -29,7 +32,7 @@ its other rows, because clips stream out of decode before the total is known. No
 
 @dataclass(frozen=True)
 class PartTarget:
-    """Where one attempt's parts go; picklable, shipped to the write tasks."""
+    """Where one attempt's parts go (picklable: a plain value)."""
 
     output: str
     run_id: str
@@ -85,22 +88,26 @@ def _progress(data: pa.Table, totals: list[int] | None) -> tuple[VideoProgress, 
 
 
 class PartWriter(Writer[WriteResult]):
-    """The part writer as a `Writer`: `batch_size` rows per part, on a worker with no CPU of
-    its own (it only encodes and uploads what the annotators made).
+    """The part writer as a `Writer`: a part closes at `rows_per_file` rows, early at
+    `chunk_videos` rows, or `chunk_seconds` after its first row.
 
-    A part closes at `rows_per_file` rows, or early at `chunk_videos` rows: a chunk needs at
-    least one row per video, so a part never holds back more than one chunk's worth of work.
-    With parts as large as `rows_per_file` alone (10,000 by default) a night of a few hundred
-    videos wrote one part, and so committed one chunk, at its very end."""
-
-    resources = Resources(cpus=0.0)
-    refusals = (CommitError,)
+    A chunk needs at least one row per video, so a part of `chunk_videos` rows never holds
+    back more than one chunk's worth of work; and one open `chunk_seconds` never holds back
+    work longer than a chunk may wait. With parts as large as `rows_per_file` alone (10,000 by
+    default) a night of a few hundred videos wrote one part, and so committed one chunk, at
+    its very end; with the row limits alone, so did a slow night of a dozen videos. A refused
+    write raises `CommitError`."""
 
     def __init__(
-        self, target: PartTarget, rows_per_file: int, chunk_videos: int | None = None
+        self,
+        target: PartTarget,
+        rows_per_file: int,
+        chunk_videos: int | None = None,
+        chunk_seconds: float = math.inf,
     ) -> None:
         self.target = target
         self.batch_size = min(rows_per_file, chunk_videos or rows_per_file)
+        self.part_seconds = chunk_seconds
 
     def write(self, batch: pa.Table) -> WriteResult:
         return write_part(batch, self.target)

@@ -10,6 +10,7 @@ per run cost about 10 s each (tests/jobs/test_cli_local_run.py keeps the real pr
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from model.toy.video_io import write_toy_videos
 from tests.jobs.cli_process import Ran, clipnote_here
 from tests.jobs.test_cli import _clipnote as _clipnote_process
 from tests.jobs.test_cli import _write_config
+from tests.pipeline.decode.faults import slow_name
 
 
 def _clipnote(*args: str, cwd: Path) -> Ran:
@@ -110,6 +112,39 @@ def test_chunks_close_on_chunk_videos_with_the_default_file_size(
     # or three chunks, never one
     assert sum(per_chunk) == 6 and len(per_chunk) >= 2, per_chunk
     assert record["chunks"] == len(per_chunk)
+
+
+@pytest.mark.slow
+def test_chunks_close_on_chunk_seconds_with_the_default_file_size(
+    tmp_path, tiny_checkpoint, ray_session
+):
+    """Case 2, on time: with `chunk_seconds: 1`, `chunk_videos: 1000` and the default
+    `rows_per_file`, parts were cut on their row count alone, so a slow run wrote one part and
+    committed one chunk, at its very end. Here each video decodes 1.5 s after the one before
+    it (the test decode hook's `.slow-Ns.` names; one annotate batch per video), so rows come
+    seconds apart and a part must close on time, while no new rows arrive."""
+    videos = tmp_path / "videos"
+    write_toy_videos(videos, seed=4, n=4)  # four 2 s videos, two 1 s clips each
+    for i, path in enumerate(sorted(videos.glob("*.mp4"))):
+        path.rename(path.with_name(slow_name(path.name, 1.5 * i)))
+    output = tmp_path / "out"
+    config = _config(tmp_path, videos, output, tiny_checkpoint)
+    result = _clipnote(
+        "run", str(config), "--set", "run_id=timely", "--set", "commit.chunk_videos=1000",
+        "--set", "commit.chunk_seconds=1", "--set", "model.batch_size=2", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((output / "_runs" / "timely.json").read_text())
+    assert record["rows"] == 8 and record["config"]["output_options"]["rows_per_file"] == 10000
+    chunks = [json.loads(c.read_text()) for c in (output / "_runs" / "timely").glob("*/chunk-*")]
+    chunks.sort(key=lambda c: c["seq"])
+    per_chunk = [c["videos"] for c in chunks]
+    # the first video's rows came at least 4.5 s before the last one's: its part closed 1 s
+    # after they came, and its chunk was committed then, not with the rest at the end
+    assert sum(per_chunk) == 4 and len(per_chunk) >= 2, per_chunk
+    assert record["chunks"] == len(per_chunk)
+    first = datetime.fromisoformat(chunks[0]["committed_at"])
+    assert (datetime.fromisoformat(record["committed_at"]) - first).total_seconds() >= 1.0
 
 
 TRICKY_MEMBERS = [

@@ -1,5 +1,5 @@
-"""torch is imported only where tensors are made: the driver (`pipeline.run`), the module the
-Ray write task runs from (`pipeline.ray_data`), the Parquet part writer and the annotator's
+"""torch is imported only where tensors are made: the driver (`pipeline.run`), the module Ray's
+tasks and actors run from (`pipeline.ray_data`), the Parquet part writer and the annotator's
 module itself import neither torch nor transformers; the annotator imports the model when it
 is made, in the actor that hosts it. Each check is a fresh interpreter, as a cold worker is."""
 

@@ -134,3 +134,28 @@ def test_a_streamed_video_is_complete_only_once_its_last_row_is_written():
     assert tracker.due()
     chunk = tracker.take()
     assert sorted(chunk.files) == ["f1", "f2", "f3"] and chunk.videos == ["long"]
+
+
+def test_the_driver_is_told_how_long_until_a_chunk_is_due_by_time():
+    """chunk_seconds 60, tracker started at t=100: nothing ready -> no deadline; f1 ready at
+    t=130 (a is complete) -> 30 s left; at t=160 due (0); after the take, nothing ready again;
+    f2 ready at t=170 -> due 60 s after that take (t=160), so 50 s left. A file that waits on
+    an incomplete video gives no deadline: it cannot be committed whenever the time comes."""
+    now = [100.0]
+    tracker = ChunkTracker(chunk_videos=99, chunk_seconds=60, clock=lambda: now[0])
+    assert tracker.wait_s() is None
+    now[0] = 130.0
+    tracker.add(_result("f1", VideoProgress("a", 1, 1)))
+    assert tracker.wait_s() == 30.0 and not tracker.due()
+    now[0] = 160.0
+    assert tracker.wait_s() == 0.0 and tracker.due()
+    tracker.take()
+    assert tracker.wait_s() is None
+    now[0] = 170.0
+    tracker.add(_result("f2", VideoProgress("b", 1, 1)))
+    assert tracker.wait_s() == 50.0
+    now[0] = 500.0
+    assert tracker.wait_s() == 0.0  # overdue: 0, never negative
+    tracker.take()
+    tracker.add(_result("f3", VideoProgress("c", 1, 2)))  # c is not complete
+    assert tracker.wait_s() is None

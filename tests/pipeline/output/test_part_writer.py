@@ -1,5 +1,5 @@
-"""The worker's side of writing: a Parquet part per batch, and the write result the driver
-gets instead of its rows."""
+"""Writing a part: a Parquet part per batch, and the write result the chunk tracker works
+from instead of its rows."""
 
 from __future__ import annotations
 
@@ -62,4 +62,12 @@ def test_a_write_that_storage_refuses_raises_commit_error(tmp_path):
     writer = PartWriter(target, rows_per_file=2)
     with pytest.raises(CommitError, match=r"could not write .*/run_id=r/part-a1-"):
         writer.write(clip_rows({"a": 1}, "r"))
-    assert CommitError in writer.refusals
+
+
+def test_a_part_closes_at_the_smaller_row_limit_or_the_chunks_seconds(tmp_path):
+    """A chunk needs a row per video: a part of more than `chunk_videos` rows would hold back
+    more than a chunk; one open longer than `chunk_seconds` would hold it back too long."""
+    assert PartWriter(_target(tmp_path), 10_000, 500, 300.0).batch_size == 500
+    assert PartWriter(_target(tmp_path), 3, 500, 300.0).batch_size == 3
+    assert PartWriter(_target(tmp_path), 10_000, 500, 300.0).part_seconds == 300.0
+    assert PartWriter(_target(tmp_path), 3).part_seconds == float("inf")
