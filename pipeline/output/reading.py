@@ -73,6 +73,8 @@ anyway (a reader slower than the grace period).
 
 from __future__ import annotations
 
+import atexit
+import gc
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -93,6 +95,15 @@ _RESTARTS = 3
 
 
 T = TypeVar("T")
+
+# Arrow objects still alive at exit (readers in reference cycles) are otherwise freed by the
+# interpreter's last collection, after Arrow's own teardown has begun; their threads then end
+# the process with "terminate called without an active exception" (apache/arrow#34314, and
+# the same symptom in huggingface/datasets#7566, fixed by collecting early). Collecting at
+# exit, before the modules are torn down, frees them while Arrow still works. A mitigation,
+# not a proven cure: with the one-thread reads below alone, the exit trial still saw 1 abort in
+# 80 lookups once, and 0 in 400 in a later stress run at load 11-14.
+atexit.register(gc.collect)
 
 
 def committed_files(output: str, options: StorageOptions | None = None) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -58,5 +59,5 @@ def test_what_a_stage_asks_for_unless_it_says_otherwise():
 
     assert (Rows().resources, Rows().retries) == (Resources(cpus=1.0, gpus=0.0), 0)
     assert (Batches().batch_size, Batches().workers) == (1, 1)
-    assert (Parts().resources, Parts().refusals) == (Resources(cpus=0.0), ())
+    assert (Parts().batch_size, Parts().part_seconds) == (1, math.inf)
     assert Parts().write(pa.table({"a": [1, 2]})) == 2
