@@ -39,6 +39,24 @@ def filesystem(uri: str, options: StorageOptions | None = None) -> Any:
     return s3_filesystem(options.endpoint_url, options.region)
 
 
+def open_for_arrow(fs: Any, uri: str) -> Any:
+    """`uri` opened for Arrow to read (a context manager): a local file as Arrow's own memory
+    map, an S3 object as the filesystem's Python file.
+
+    Why not a Python file everywhere: Arrow reads ahead on its I/O threads even on one thread
+    (`ReadAsync`), and a buffer read from a Python file takes the GIL to be freed. One such
+    read finishing while the interpreter exits is cancelled through Arrow's code and aborts
+    the process ("terminate called without an active exception", seen in a core dump of a
+    `similar` lookup: `PyBuffer::~PyBuffer` on an Arrow I/O thread in `take_gil`). Arrow's own
+    file holds no Python object. S3 objects still come through s3fs, so the risk stays there.
+    """
+    if is_remote(uri):
+        return fs.open(strip_scheme(uri), "rb")
+    import pyarrow as pa
+
+    return pa.memory_map(uri, "r")
+
+
 def s3_client(options: StorageOptions | None = None) -> Any:
     """A boto3 S3 client with the same endpoint, credentials chain and retries as
     `filesystem`, for what s3fs cannot stream (a prefix listing page by page)."""

@@ -20,7 +20,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.core.errors import CommitError
-from pipeline.core.storage import StorageOptions, filesystem, is_remote, join, strip_scheme
+from pipeline.core.storage import (
+    StorageOptions,
+    filesystem,
+    is_remote,
+    join,
+    open_for_arrow,
+)
 from pipeline.output.chunks import Chunk
 from pipeline.output.commit import RunCommitter, new_attempt_id
 from pipeline.output.layout import absolute_output
@@ -61,8 +67,8 @@ def read_decisions(output: str, mode: str, options: StorageOptions | None = None
     fs = filesystem(output, options)
     tables = []
     for uri in decision_files(output, mode, options):
-        with fs.open(strip_scheme(uri), "rb") as fh:
-            tables.append(pq.read_table(fh, use_threads=False).cast(DEDUP_SCHEMA))
+        with open_for_arrow(fs, uri) as fh:
+            tables.append(pq.ParquetFile(fh).read(use_threads=False).cast(DEDUP_SCHEMA))
     return pa.concat_tables(tables) if tables else DEDUP_SCHEMA.empty_table()
 
 

@@ -44,7 +44,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.core.storage import StorageOptions, filesystem, is_remote, join, strip_scheme
+from pipeline.core.storage import (
+    StorageOptions,
+    filesystem,
+    is_remote,
+    join,
+    open_for_arrow,
+    strip_scheme,
+)
 from pipeline.output.ann import GrowingIndex
 from pipeline.output.layout import absolute_output
 from pipeline.output.snapshot import snapshot
@@ -170,8 +177,8 @@ def _read_generation(
             if not os.path.exists(path):
                 raise FileNotFoundError(path) from None
             raise
-    with fs.open(strip_scheme(join(root, f"{generation}.slots.parquet")), "rb") as fh:
-        slots = pq.read_table(fh, columns=schema.names, use_threads=False).cast(schema)
+    with open_for_arrow(fs, join(root, f"{generation}.slots.parquet")) as fh:
+        slots = pq.ParquetFile(fh).read(columns=schema.names, use_threads=False).cast(schema)
     return index, slots
 
 
@@ -184,10 +191,8 @@ def read_slots(
     files a rival's save may already have replaced)."""
     if set(columns) <= set(stored.slots.column_names):
         return stored.slots.select(columns).take(pa.array(rows, pa.int64()))
-    path = strip_scheme(
-        join(index_folder(output, stored.name), f"{stored.generation}.slots.parquet")
-    )
-    with filesystem(output, options).open(path, "rb") as fh:
+    path = join(index_folder(output, stored.name), f"{stored.generation}.slots.parquet")
+    with open_for_arrow(filesystem(output, options), path) as fh:
         parquet = pq.ParquetFile(fh)
         wanted = sorted({int(r) // SLOT_GROUP for r in rows})
         table = parquet.read_row_groups(wanted, columns=columns, use_threads=False)

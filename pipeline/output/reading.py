@@ -73,8 +73,6 @@ anyway (a reader slower than the grace period).
 
 from __future__ import annotations
 
-import atexit
-import gc
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -83,7 +81,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.core.storage import StorageOptions, filesystem, strip_scheme
+from pipeline.core.storage import StorageOptions, filesystem, open_for_arrow
 from pipeline.output.schema import CLIPS_SCHEMA, OPTIONAL_COLUMNS, conform
 from pipeline.output.snapshot import snapshot
 from pipeline.output.spill import partitioned
@@ -95,15 +93,6 @@ _RESTARTS = 3
 
 
 T = TypeVar("T")
-
-# Arrow objects still alive at exit (readers in reference cycles) are otherwise freed by the
-# interpreter's last collection, after Arrow's own teardown has begun; their threads then end
-# the process with "terminate called without an active exception" (apache/arrow#34314, and
-# the same symptom in huggingface/datasets#7566, fixed by collecting early). Collecting at
-# exit, before the modules are torn down, frees them while Arrow still works. A mitigation,
-# not a proven cure: with the one-thread reads below alone, the exit trial still saw 1 abort in
-# 80 lookups once, and 0 in 400 in a later stress run at load 11-14.
-atexit.register(gc.collect)
 
 
 def committed_files(output: str, options: StorageOptions | None = None) -> list[str]:
@@ -155,19 +144,17 @@ def _open_parquet(fs: Any, uri: str, columns: Sequence[str] | None) -> pa.Table:
     """A committed file's `columns` (all: None); an `OPTIONAL_COLUMNS` one that a file written
     before it existed lacks is left out here and filled with nulls by `conform`.
 
-    On one thread, as every Parquet read from a Python file object here: Arrow's threaded
-    reads from one left threads behind that aborted the process at exit ("terminate called
-    without an active exception", 16 of 80 `similar` lookups under load, 0 of 140 without
-    threads); a Python file is read under the GIL anyway."""
+    Opened by `open_for_arrow` (a local file as Arrow's own, so no Arrow thread ever holds a
+    Python object at exit: the exit abort) and read on this thread.
+    """
     try:
-        with fs.open(strip_scheme(uri), "rb") as fh:
-            if not columns or not set(columns) & set(OPTIONAL_COLUMNS):
-                return pq.read_table(
-                    fh, columns=list(columns) if columns else None, use_threads=False
-                )
+        with open_for_arrow(fs, uri) as fh:
             parquet = pq.ParquetFile(fh)
+            if columns is None:
+                return parquet.read(use_threads=False)
             present = set(parquet.schema_arrow.names)
-            return parquet.read(columns=[c for c in columns if c in present], use_threads=False)
+            wanted = [c for c in columns if c in present or c not in OPTIONAL_COLUMNS]
+            return parquet.read(columns=wanted, use_threads=False)
     except FileNotFoundError as err:
         raise _Vanished(uri) from err
 

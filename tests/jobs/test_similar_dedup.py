@@ -102,9 +102,10 @@ print(similar(sys.argv[1], sys.argv[2], 1).num_rows)
 @pytest.mark.trials  # 80 fresh interpreters (about 40 s): among the long trials
 def test_a_lookup_never_aborts_at_exit(corpus_output):
     """`similar` printed its answer, then the process aborted at exit ("terminate called
-    without an active exception", exit -6) in 16 of 80 lookups run 4 at a time: Arrow's
-    threaded Parquet reads from a Python file left threads behind. 80 lookups, 8 at a time,
-    each in a fresh interpreter, all exit 0."""
+    without an active exception", exit -6): in 16 of 80 lookups run 4 at a time with Arrow's
+    threaded reads from a Python file, and still in 3 of 80 on one thread, where an Arrow I/O
+    thread freed a buffer read from the Python file during exit (a core dump showed it). 80
+    lookups, 8 at a time, each in a fresh interpreter, all exit 0."""
     import os
     import subprocess
     import sys
