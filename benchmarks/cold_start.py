@@ -2,14 +2,15 @@
 
     python -m benchmarks.cold_start --before /tmp/before --repeats 7
 
-A Ray write task unpickles `pipeline.ray_data.write_batch`, so a cold writer worker imports
-`pipeline.ray_data` (and with it everything that module imports); the driver imports
-`pipeline.run`. Each measurement is a new `python -c "import <module>"` process: wall time
-from the parent (interpreter start included), peak RSS from the child's own `getrusage`, and
-whether torch ended up in `sys.modules`. `--before` names a checkout of another commit (made
-with `git worktree add`); both trees run with this interpreter, interleaved run by run, so
-one command gives both columns and their ratio. `python -X importtime -c "import
-pipeline.run"`'s total (the cumulative time of `pipeline.run`) is measured the same way.
+A Ray task of the run unpickles its function from `pipeline.ray_data` (`row_task`,
+`BatchActor`), so a cold worker imports that module (and with it everything it imports); the
+driver imports `pipeline.run`. Each measurement is a new `python -c "import <module>"` process:
+wall time from the parent (interpreter start included), peak RSS from the child's own
+`getrusage`, and whether torch ended up in `sys.modules`. `--before` names a checkout of
+another commit (made with `git worktree add`); both trees run with this interpreter,
+interleaved run by run, so one command gives both columns and their ratio. `python -X
+importtime -c "import pipeline.run"`'s total (the cumulative time of `pipeline.run`) is
+measured the same way.
 
     python -m benchmarks.cold_start --demo 3
 
