@@ -43,7 +43,14 @@ from typing import Any
 
 from pipeline.core.errors import InputNotFound, InputUnreadable, InputUnsupported
 from pipeline.core.records import VideoRef
-from pipeline.core.storage import StorageOptions, filesystem, is_remote, s3_client, strip_scheme
+from pipeline.core.storage import (
+    StorageOptions,
+    filesystem,
+    is_remote,
+    open_for_arrow,
+    s3_client,
+    strip_scheme,
+)
 from pipeline.input.manifests import (
     Entry,
     Refused,
@@ -378,13 +385,15 @@ class _Lister:
     def read_manifest_entries(self, manifest_uri: str) -> Iterator[Entry]:
         """The manifest's entries as it is read (never the whole text or table at once)."""
         suffix = _suffix(manifest_uri)
-        with self.fs(manifest_uri).open(strip_scheme(manifest_uri), "rb") as fh:
-            if suffix == ".parquet":
+        fs = self.fs(manifest_uri)
+        if suffix == ".parquet":  # Arrow's own file where it can be (`open_for_arrow`)
+            with open_for_arrow(fs, manifest_uri) as fh:
                 yield from _parquet_entries(fh, manifest_uri)
+            return
+        with fs.open(strip_scheme(manifest_uri), "rb") as fh:
+            # Local file names need not be UTF-8: keep their bytes (surrogateescape).
+            lines = (raw.decode("utf-8", errors="surrogateescape") for raw in fh)
+            if suffix in JSONL_MANIFEST_EXTENSIONS:
+                yield from _jsonl_entries(lines, manifest_uri)
             else:
-                # Local file names need not be UTF-8: keep their bytes (surrogateescape).
-                lines = (raw.decode("utf-8", errors="surrogateescape") for raw in fh)
-                if suffix in JSONL_MANIFEST_EXTENSIONS:
-                    yield from _jsonl_entries(lines, manifest_uri)
-                else:
-                    yield from _text_entries(lines)
+                yield from _text_entries(lines)
