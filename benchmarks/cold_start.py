@@ -12,9 +12,10 @@ interleaved run by run, so one command gives both columns and their ratio. `pyth
 importtime -c "import pipeline.run"`'s total (the cumulative time of `pipeline.run`) is
 measured the same way.
 
-    python -m benchmarks.cold_start --demo 3
+    python -m benchmarks.cold_start --demo 3 [--before /tmp/before]
 
-`clipnote demo` end to end, `--demo` times in a row: the command's wall time from the parent,
+`clipnote demo` end to end (`python -m jobs.cli demo`), `--demo` times per tree, alternating
+with `--before`'s when given: the command's wall time from the parent,
 the pipeline's own seconds from the run record (`seconds`: `run_pipeline` from start to run
 record), and the share of the wall time spent outside the pipeline (interpreter start,
 imports, toy videos, Ray's start and stop, the captions table).
@@ -104,30 +105,43 @@ def measure(trees: dict[str, Path], modules: tuple[str, ...], repeats: int) -> d
     return out
 
 
-def demo_runs(repeats: int) -> dict:
-    """`clipnote demo` `repeats` times: wall s, pipeline s and the share outside, medians."""
+def demo_once(tree: Path) -> dict[str, float]:
+    """One `clipnote demo` run from `tree` in a fresh interpreter: wall s, pipeline s, load."""
     import tempfile
 
-    runs = []
+    out = Path(tempfile.mkdtemp(prefix="clipnote-demo-bench-"))
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "demo", "--out", str(out)],
+        cwd=tree, env=_env(tree), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    record = json.loads((out / "output" / "_runs" / "demo.json").read_text())
+    return {"wall_s": wall, "pipeline_s": record["seconds"], "load_1m": load}
+
+
+def demo_runs(trees: dict[str, Path], repeats: int) -> dict:
+    """`clipnote demo` `repeats` times per tree, alternating: wall s, pipeline s and the share
+    outside the pipeline, medians; with two trees, the before/after ratio of the wall time."""
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     for i in range(repeats):
-        out = Path(tempfile.mkdtemp(prefix="clipnote-demo-bench-")) / str(i)
-        load = os.getloadavg()[0]
-        started = time.perf_counter()
-        subprocess.run(
-            [str(Path(sys.executable).parent / "clipnote"), "demo", "--out", str(out)],
-            cwd=ROOT, capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        wall = time.perf_counter() - started
-        record = json.loads((out / "output" / "_runs" / "demo.json").read_text())
-        runs.append({"wall_s": wall, "pipeline_s": record["seconds"], "load_1m": load})
-    wall = statistics.median(r["wall_s"] for r in runs)
-    outside = statistics.median(1 - r["pipeline_s"] / r["wall_s"] for r in runs)
-    return {
-        "demo_wall_s": round(wall, 2),
-        "demo_pipeline_s": round(statistics.median(r["pipeline_s"] for r in runs), 2),
-        "demo_outside_pipeline_share": round(outside, 3),
-        "runs": [{k: round(v, 2) for k, v in r.items()} for r in runs],
-    }
+        order = list(trees.items())
+        for name, tree in order if i % 2 == 0 else order[::-1]:
+            runs[name].append(demo_once(tree))
+    out: dict = {}
+    for name, got in runs.items():
+        out[name] = {
+            "demo_wall_s": round(statistics.median(r["wall_s"] for r in got), 2),
+            "demo_pipeline_s": round(statistics.median(r["pipeline_s"] for r in got), 2),
+            "demo_outside_pipeline_share": round(
+                statistics.median(1 - r["pipeline_s"] / r["wall_s"] for r in got), 3
+            ),
+            "runs": [{k: round(v, 2) for k, v in r.items()} for r in got],
+        }
+    if "before" in out:
+        out["wall_ratio"] = round(out["before"]["demo_wall_s"] / out["after"]["demo_wall_s"], 3)
+    return out
 
 
 def format_table(result: dict) -> str:
@@ -161,10 +175,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--modules", nargs="+", default=list(MODULES))
     parser.add_argument("--demo", type=int, default=0, help="time `clipnote demo` N times")
     args = parser.parse_args(argv)
-    if args.demo:
-        print(json.dumps(demo_runs(args.demo), indent=2))
-        return
     trees = {"after": ROOT} if args.before is None else {"before": args.before, "after": ROOT}
+    if args.demo:
+        print(json.dumps(demo_runs(trees, args.demo), indent=2))
+        return
     result = measure(trees, tuple(args.modules), args.repeats)
     result["machine"] = (
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"

@@ -384,7 +384,13 @@ def dedup(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        if "ray" in sys.modules:  # a command that joined or started Ray: leave it now
+            from jobs.ray_session import leave
+
+            leave()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import socket
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlparse
 
 from pipeline.core.errors import Unreachable
@@ -124,6 +125,62 @@ def start_local(num_cpus: int | None = None, verbose: bool = False) -> None:
             logging_level=logging.INFO if verbose else logging.ERROR,
             _node_ip_address="127.0.0.1", _system_config=LOCAL_SYSTEM_CONFIG,
         )  # fmt: skip
+
+
+def _local_node(worker_module: Any) -> Any:
+    """The node of a local Ray this process started; None when it joined a cluster."""
+    node = worker_module._global_node
+    return node if node is not None and node.head else None
+
+
+def _kill_monitor(node: Any) -> None:
+    """Kill the autoscaler monitor of a local Ray, before Ray's shutdown.
+
+    Ray stops a local Ray's processes one at a time, giving each a second to exit on SIGTERM.
+    The monitor never makes it: its SIGTERM handler reports its own death to the GCS, which Ray
+    has already stopped, so it hangs until the SIGKILL, and every local run paid that second at
+    exit (BENCHMARKS.md, `clipnote demo`). A one-node Ray's monitor holds no state worth a
+    graceful stop; Ray's shutdown then finds it gone and passes on."""
+    from ray._private import ray_constants
+
+    for info in node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, []):
+        info.process.kill()
+        info.process.wait(timeout=_PROBE_TIMEOUT_S)
+
+
+def _raylet_tree(node: Any) -> dict[int, int]:
+    """The raylet's workers and what they started (decode forkservers and children): after
+    Ray's shutdown they are orphans that take a second or more to exit on their own."""
+    from ray._private import ray_constants
+
+    from jobs.process_tree import descendants
+
+    tree: dict[int, int] = {}
+    for info in node.all_processes.get(ray_constants.PROCESS_TYPE_RAYLET, []):
+        tree |= descendants(info.process.pid)
+    return tree
+
+
+def leave() -> None:
+    """Disconnect from Ray, and stop the local Ray this process started, if any, at once.
+
+    The CLI calls it on its way out. A local Ray's processes are all gone when it returns, so
+    neither Ray's exit hook (which sleeps half a second to let logs print, then stops the same
+    processes) nor the stderr filter's drain (which waits for every holder of its pipe, the
+    workers among them) has anything left to wait for."""
+    import ray
+    from ray._private import worker
+
+    from jobs.process_tree import kill_remaining
+
+    if not ray.is_initialized():
+        return
+    node = _local_node(worker)
+    workers = _raylet_tree(node) if node is not None else {}
+    if node is not None:
+        _kill_monitor(node)
+    ray.shutdown()
+    kill_remaining(workers)  # the run is over: nothing of theirs is left to save
 
 
 def cluster_cpus() -> float:
