@@ -10,7 +10,8 @@ index or the new one, never half. Local and S3 alike, through the storage layer.
 
 Who writes: dedup, holding its mode's lease, for `dedup-<mode>-*` (kept clips only), and
 whoever brings `similar-*` up to date (dedup, the nightly, a `similar` that found it stale;
-one with read-only credentials or output cannot, and answers unsaved: `similar_index.py`).
+one with read-only credentials or output cannot: it keeps a copy in the reader's own cache,
+laid out as here: `similar_index.py`).
 
 Concurrent saves (several `similar` processes that each found the index stale) take no lock:
 each writes its own generation and its own temporary manifest, and the last `index.json` wins.

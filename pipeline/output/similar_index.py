@@ -10,15 +10,20 @@ dedup and so the nightly call it, and a `similar` that finds it stale does too.
 
 A writer's save that fails raises (dedup, the nightly: a save is what they are for). A lookup's
 save may be refused for want of write access (a reader's S3 credentials, a read-only output):
-the lookup already holds the refreshed index in memory, so it answers from it and says in one
-line (`on_unsaved`) that the index was not saved; lookups refresh it again until a writer saves
-it. Any other failure of a lookup's save still raises.
+the lookup already holds the refreshed index in memory, so it answers from it, saves it in the
+reader's own cache instead (`reader_cache`: `$CLIPNOTE_CACHE/similar/<digest of the output>`,
+the same files as under an output) and says so in one line (`on_unsaved`). The reader's next
+lookups answer from that copy while it is up to date with the committed snapshot, instead of
+reading every clip's vectors again; a commit since makes it stale, and the next lookup
+refreshes again. Any other failure of a lookup's save still raises.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import os
 import warnings
 from collections.abc import Callable
 
@@ -26,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.core.cache import cache_home
 from pipeline.core.storage import StorageOptions
 from pipeline.core.vectors import EMBED_DIM, FOOTAGE_DIM
 from pipeline.output.index_store import (
@@ -39,6 +45,7 @@ from pipeline.output.index_store import (
     saved_names,
     snapshot_digest,
 )
+from pipeline.output.layout import absolute_output
 from pipeline.output.reading import read_latest
 
 DIM = EMBED_DIM + FOOTAGE_DIM
@@ -94,14 +101,22 @@ class IndexNotSaved(UserWarning):
     """A lookup refreshed a stale `similar` index but may not save it (no write access)."""
 
 
+def reader_cache(output: str) -> str:
+    """Where a reader keeps the `similar` indexes it may not save under `output`: a folder of
+    its own per output (by the output's absolute URI), laid out as an output's `_index`."""
+    key = hashlib.sha1(absolute_output(output).encode()).hexdigest()[:16]
+    return str(cache_home() / "similar" / key)
+
+
 def refresh(
     output: str, options: StorageOptions | None = None, digest: str | None = None,
     on_unsaved: Callable[[str], None] | None = None,
 ) -> list[StoredIndex]:  # fmt: skip
     """Every embedding key's index, brought up to the committed clips and saved. A failed
     save raises, unless `on_unsaved` is given (a lookup's refresh) and the save was refused
-    for want of write access: then `on_unsaved` gets one line saying so, once for all keys,
-    and the indexes are returned up to date, though unsaved."""
+    for want of write access: then the indexes are saved in the reader's cache instead
+    (`reader_cache`), `on_unsaved` gets one line saying so, once for all keys, and the
+    indexes are returned up to date."""
     digest = digest or snapshot_digest(output, options)
     columns = [*SLOTS.names, "embedding_key", "embedding", "footage"]
     table = latest_with(output, "embedding", columns, options)
@@ -123,8 +138,20 @@ def refresh(
                 refused[index_folder(output, stored.name)] = why
         found.append(stored)
     if refused and on_unsaved is not None:
-        on_unsaved(_unsaved_line(refused))
+        on_unsaved(_unsaved_line(refused, _save_for_reader(output, found)))
     return found
+
+
+def _save_for_reader(output: str, indexes: list[StoredIndex]) -> str | None:
+    """Save `indexes` (all of them: the reader's copy is read as one set) in the reader's
+    cache; its folder, or None when that could not be written either."""
+    cache = reader_cache(output)
+    try:
+        for stored in indexes:
+            save_index(cache, stored)
+    except OSError:
+        return None
+    return cache
 
 
 def _write_refused(err: OSError) -> str | None:
@@ -141,13 +168,20 @@ def _write_refused(err: OSError) -> str | None:
     return None
 
 
-def _unsaved_line(refused: dict[str, str]) -> str:
+def _unsaved_line(refused: dict[str, str], cached: str | None) -> str:
     """The one line a lookup prints when it could not save the indexes it refreshed."""
     where = ", ".join(f"{folder} ({why})" for folder, why in refused.items())
+    if cached is not None:
+        later = (
+            f"a copy is kept in {cached} for your next lookups until the output changes; "
+            "others will refresh it again"
+        )
+    else:
+        later = "lookups will refresh it again"
     return (
         f"the refreshed similar index could not be saved to {where}: this answer is up to "
-        "date, but lookups will refresh it again until someone with write access runs "
-        "`clipnote similar` or `clipnote dedup` on this output (or the nightly saves it)"
+        f"date; {later} until someone with write access runs `clipnote similar` or "
+        "`clipnote dedup` on this output (or the nightly saves it)"
     )
 
 
@@ -175,6 +209,10 @@ def _saved_for_reading(output: str, options: StorageOptions | None) -> list[Stor
     return [load_index(output, n, DIM, SLOTS, options, True, ["clip_id"]) for n in names]
 
 
+def _current(indexes: list[StoredIndex], digest: str) -> bool:
+    return bool(indexes) and all(s.snapshot == digest for s in indexes)
+
+
 def nearest(
     output: str, clip_id: str, k: int, options: StorageOptions | None = None,
     on_unsaved: Callable[[str], None] | None = None,
@@ -197,8 +235,13 @@ def _nearest_now(
     on_unsaved: Callable[[str], None],
 ) -> pa.Table:  # fmt: skip
     indexes = _saved_for_reading(output, options)
-    if not indexes or any(s.snapshot != digest for s in indexes):
-        indexes = refresh(output, options, digest, on_unsaved)
+    if _current(indexes, digest):
+        return _nearest_in(output, indexes, clip_id, k, options)
+    cache = reader_cache(output)
+    cached = _saved_for_reading(cache, None) if os.path.isdir(cache) else []
+    if _current(cached, digest):  # this reader's own copy, saved when the output refused it
+        return _nearest_in(cache, cached, clip_id, k, None)
+    indexes = refresh(output, options, digest, on_unsaved)
     return _nearest_in(output, indexes, clip_id, k, options)
 
 

@@ -4,7 +4,9 @@ SeaweedFS S3 server that enforces them (moto accepts any key).
 A stale saved index (a run committed since it was saved) is refreshed in memory by the
 lookup, which then tries to save it: a reader may not. The lookup still answers from memory,
 says in one warning line that the index could not be saved, and exits 0; it once failed with
-"access denied" although it held the right answer. `similar_clips(...)` in `clipnote query`
+"access denied" although it held the right answer. It keeps a copy in the reader's own cache,
+and the reader's next lookup answers from it with no warning (it used to refresh and warn
+again on every lookup). `similar_clips(...)` in `clipnote query`
 scans `clips` and never touches the index: it answers the same for the reader."""
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def test_a_reader_s_lookup_of_a_stale_index_answers_and_warns_once(
     name, before = _manifest(root, options)
     assert before["snapshot"] != snapshot_digest(root, options)  # stale
     reader = {"AWS_ACCESS_KEY_ID": READER[0], "AWS_SECRET_ACCESS_KEY": READER[1]}
+    reader["CLIPNOTE_CACHE"] = str(tmp_path / "reader-cache")
     endpoint = ["--endpoint-url", s3_read_only.endpoint]
 
     found = run_clipnote(
@@ -77,8 +80,17 @@ def test_a_reader_s_lookup_of_a_stale_index_answers_and_warns_once(
     (warning,) = lines
     assert warning.startswith("clipnote: warning: ") and "Traceback" not in found.stderr
     assert f"{root}/{INDEX_DIR}/{name}" in warning and "access denied" in warning
-    assert "write access" in warning
+    assert "write access" in warning and f"a copy is kept in {tmp_path / 'reader-cache'}" in warning
     assert _manifest(root, options)[1] == before
+
+    again = run_clipnote(
+        "similar", root, "id-b:0", "--k", "2", "--format", "json", *endpoint,
+        cwd=tmp_path, timeout=180, **reader,
+    )  # fmt: skip
+    assert again.returncode == 0 and again.stderr.strip() == "", again.stderr[-3000:]
+    rows = [json.loads(line) for line in again.stdout.splitlines() if line.strip()]
+    assert [r["clip_id"] for r in rows] == ["id-c:0", "id-a:0"]  # from the reader's own copy
+    assert [r["similarity"] for r in rows] == pytest.approx([0.7071, 0.0], abs=1e-3)
 
     sql = "SELECT clip_id FROM similar_clips('id-a:0', k := 2)"
     queried = run_clipnote(
