@@ -4,8 +4,8 @@
 
 Each size runs in a fresh driver process (its own local Ray, 2 CPUs, the toy model) over a
 manifest of local paths that do not exist: every entry becomes an error row that goes through
-the whole pipeline (list -> decode -> annotate -> workers write Parquet -> chunk commits), so
-the driver's own costs (listing, planning, blocks, write results, commits) dominate. Decode
+the whole pipeline (list -> decode -> annotate -> the driver writes Parquet parts -> chunk
+commits), so the driver's own costs (listing, planning, blocks, writing, commits) dominate. Decode
 isolation (a supervised child per video) is off here: it costs the same per video at any size
 and would hide the driver's share. Reported
 per size: driver peak RSS (ru_maxrss of the driver process; Ray's workers are other
