@@ -70,6 +70,15 @@ def descendants(root: int) -> set[int]:
     return seen
 
 
+def running(pid: int) -> bool:
+    """Whether `pid` is a live process, not a zombie waiting for its parent to read its exit."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def listening(pids: set[int]) -> set[Listening]:
     """The listening TCP sockets (IPv4 and IPv6) that processes `pids` hold open."""
     inodes = _listening_inodes()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from jobs.process_tree import descendants, kill_remaining
+from tests.jobs.listening import running
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc (Linux)")
 
@@ -30,18 +31,10 @@ def _tree() -> subprocess.Popen:
 def _gone(pids, within_s: float = 10.0) -> bool:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
-        if not any(_running(pid) for pid in pids):
+        if not any(running(pid) for pid in pids):
             return True
         time.sleep(0.05)
     return False
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_descendants_are_every_live_process_below_the_root_and_not_the_root():
@@ -66,7 +59,7 @@ def test_kill_remaining_kills_the_tree_but_not_a_pid_with_another_start_time():
         changed = {**found, spared_pid: found[spared_pid] + 1}  # as if the pid were reused
         killed = kill_remaining(changed)
         assert sorted(killed) == sorted(set(found) - {spared_pid})
-        assert _running(spared_pid)
+        assert running(spared_pid)
         assert _gone(killed)
         assert kill_remaining(found) == [spared_pid]  # the real one, killed now
         assert _gone([spared_pid])

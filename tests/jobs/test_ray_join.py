@@ -2,7 +2,9 @@
 
 The fault trials' night drivers do exactly this (RAY_ADDRESS = the head's `gcs_address`). Before
 the fix, the joining driver took the machine's network address as its node's, looked for a
-raylet registered there, found none and waited without end."""
+raylet registered there, found none and waited without end. The joining driver then leaves as
+the CLI does (`jobs.ray_session.leave`), and the head's Ray still runs tasks: leaving stops
+only a Ray this driver started."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ HEAD = textwrap.dedent(
     start_local(num_cpus=1)
     print(ray.get_runtime_context().gcs_address, flush=True)
     sys.stdin.readline()  # held until the joining driver is done
+    print(ray.get(ray.remote(lambda: 6 * 7).remote()), flush=True)  # still running
     ray.shutdown()
     """
 )
@@ -32,9 +35,10 @@ HEAD = textwrap.dedent(
 JOIN = textwrap.dedent(
     """
     import ray
-    from jobs.ray_session import connect
+    from jobs.ray_session import connect, leave
     connect()
     print(ray.get(ray.remote(lambda: 6 * 7).remote()), ray.get_runtime_context().gcs_address)
+    leave()  # as the CLI leaves: the head's Ray is not this driver's to stop
     """
 )
 
@@ -56,5 +60,9 @@ def test_a_driver_joins_a_loopback_only_local_ray_by_its_reported_address(tmp_pa
         )  # fmt: skip
         assert joined.returncode == 0, joined.stderr[-2000:]
         assert joined.stdout.split() == ["42", address]
+        head.stdin.write("\n")
+        head.stdin.flush()
+        assert head.stdout.readline().strip() == "42"  # the head's Ray outlived the join
     finally:
-        head.communicate("\n", timeout=60)
+        head.communicate(timeout=60)
+    assert head.returncode == 0
