@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import socket
+import subprocess
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -145,7 +146,8 @@ def _kill_monitor(node: Any) -> None:
 
     for info in node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, []):
         info.process.kill()
-        info.process.wait(timeout=_PROBE_TIMEOUT_S)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # Ray's shutdown reaps it then
+            info.process.wait(timeout=_PROBE_TIMEOUT_S)
 
 
 def _raylet_tree(node: Any) -> dict[int, int]:
