@@ -128,9 +128,11 @@ def start_local(num_cpus: int | None = None, verbose: bool = False) -> None:
         )  # fmt: skip
 
 
-def _local_node(worker_module: Any) -> Any:
+def _local_node() -> Any:
     """The node of a local Ray this process started; None when it joined a cluster."""
-    node = worker_module._global_node
+    from ray._private import worker
+
+    node = worker._global_node
     return node if node is not None and node.head else None
 
 
@@ -171,15 +173,15 @@ def leave() -> None:
     processes) nor the stderr filter's drain (which waits for every holder of its pipe, the
     workers among them) has anything left to wait for."""
     import ray
-    from ray._private import worker
 
     from jobs.process_tree import kill_remaining
 
     if not ray.is_initialized():
         return
-    node = _local_node(worker)
-    workers = _raylet_tree(node) if node is not None else {}
+    node = _local_node()
+    workers: dict[int, int] = {}
     if node is not None:
+        workers = _raylet_tree(node)
         _kill_monitor(node)
     ray.shutdown()
     kill_remaining(workers)  # the run is over: nothing of theirs is left to save

@@ -21,11 +21,12 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from model.cache import cache_home
+
 
 def digest_cache_dir() -> Path:
     """`$CLIPNOTE_CACHE/digests` (`~/.cache/clipnote/digests` by default)."""
-    base = os.environ.get("CLIPNOTE_CACHE") or os.path.join(Path.home(), ".cache", "clipnote")
-    return Path(base) / "digests"
+    return cache_home() / "digests"
 
 
 def file_versions_key(files: Iterable[Path]) -> str:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from model.cache import cache_home
 
 DATA_SUFFIXES = (".json", ".safetensors", ".bin", ".txt", ".model", ".tiktoken")
 MANIFEST = ".clipnote-manifest.json"
@@ -28,8 +29,7 @@ class FetchError(RuntimeError):
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("CLIPNOTE_CACHE") or os.path.join(Path.home(), ".cache", "clipnote")
-    return Path(base) / "checkpoints"
+    return cache_home() / "checkpoints"
 
 
 S3_CLIENT_CONFIG: dict[str, Any] = {

@@ -2,7 +2,8 @@
 
 What lives there is only ever a copy of something kept elsewhere (a checkpoint's digest, a
 remote checkpoint, a `similar` index a reader may not save under the output), so deleting it
-costs time, never data."""
+costs time, never data. `model/cache.py` is the same rule on the model's side of the layering
+(`model/` never imports `pipeline/`, and `core` imports no other room)."""
 
 from __future__ import annotations
 
